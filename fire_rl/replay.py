@@ -1,0 +1,148 @@
+"""Replay buffers. FrameReplay: Atari replay that stores each uint8 frame once and rebuilds stacks by index."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_ARRAYS = ("frames", "actions", "rewards", "terminated", "episode_start", "valid")
+
+
+class FrameReplay:
+    """Time-major (T, E) frame replay for vector envs with gymnasium 1.x next-step autoreset.
+
+    Slot (t, e) holds the newest frame of obs o_t plus a_t, r_t, terminated_t. A slot is a transition
+    (o_t, a_t, r_t, terminated_t, o_{t+1}) when its action is known, o_t is not an episode's final obs (the step
+    from a final obs is the autoreset step), it is not the newest slot, and, once the buffer has wrapped, its stack
+    does not reach into overwritten slots (the oldest stack-1 slots are excluded).
+    """
+
+    def __init__(
+        self, capacity: int, num_envs: int, stack: int = 4, frame_shape: tuple[int, ...] = (84, 84), seed: int = 0
+    ):
+        self.num_envs, self.stack, self.frame_shape = num_envs, stack, tuple(frame_shape)
+        self.T = capacity // num_envs  # slots per env; capacity counts transitions over all envs
+        if self.T <= stack:
+            raise ValueError(
+                f"capacity={capacity} gives {self.T} slots per env for num_envs={num_envs}; need more than {stack}"
+            )
+        shape = (self.T, num_envs)
+        self.frames = np.zeros(shape + self.frame_shape, dtype=np.uint8)  # np.zeros: pages are mapped lazily
+        self.actions = np.zeros(shape, dtype=np.int64)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.terminated = np.zeros(shape, dtype=bool)
+        self.episode_start = np.zeros(shape, dtype=bool)
+        self.valid = np.zeros(shape, dtype=bool)
+        self.final = np.zeros(num_envs, dtype=bool)  # the newest slot is an episode's final obs
+        self.pos = -1  # newest slot; -1 before start()
+        self.full = False  # some slot has been overwritten
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def nbytes(self) -> int:
+        """Total bytes of all storage arrays."""
+        return sum(getattr(self, name).nbytes for name in _ARRAYS)
+
+    def start(self, obs: np.ndarray) -> None:
+        """Write the first obs of a task/episode for every env as an episode start (cuts episodes at task switches)."""
+        self._write(np.asarray(obs)[:, -1], np.ones(self.num_envs, dtype=bool))
+        self.final[:] = False
+
+    def add(self, actions, rewards, terminated, truncated, next_obs: np.ndarray) -> None:
+        """Record a_t, r_t, terminated_t for the newest slot, then write next_obs as slot t+1."""
+        if self.pos < 0:
+            raise RuntimeError("FrameReplay.add() called before start(obs)")
+        t = self.pos
+        self.actions[t] = actions
+        self.rewards[t] = rewards
+        self.terminated[t] = terminated
+        self.valid[t] = ~self.final  # the step from a final obs is the autoreset step, not a transition
+        starts = self.final.copy()  # the obs after a final obs is the reset obs
+        self.final = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        self._write(np.asarray(next_obs)[:, -1], starts)
+
+    def _write(self, frames: np.ndarray, starts: np.ndarray) -> None:
+        """Advance the cursor and write one frame per env."""
+        if frames.shape != (self.num_envs, *self.frame_shape):
+            raise ValueError(f"obs must be (E, stack, *frame) = ({self.num_envs}, {self.stack}, {self.frame_shape})")
+        nxt = (self.pos + 1) % self.T
+        self.full = self.full or self.pos == self.T - 1
+        self.frames[nxt] = frames
+        self.episode_start[nxt] = starts
+        self.valid[nxt] = False
+        self.pos = nxt
+
+    def _ok(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Whether each (t, e) is a sampleable transition."""
+        ok = self.valid[t, e]
+        if self.full:  # the oldest stack-1 slots' stacks reach into overwritten slots
+            ok &= (t - self.pos - 1) % self.T >= self.stack - 1
+        return ok
+
+    def __len__(self) -> int:
+        """Number of valid transitions."""
+        n = int(self.valid.sum())
+        if self.full:
+            n -= int(self.valid[(self.pos + 1 + np.arange(self.stack - 1)) % self.T].sum())
+        return n
+
+    def _valid_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """All sampleable (t, e), in storage order."""
+        t, e = np.nonzero(self.valid)
+        keep = self._ok(t, e)
+        return t[keep], e[keep]
+
+    def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw n (t, e) uniformly over valid transitions by rejection (valid slots are the vast majority)."""
+        rows = self.T if self.full else self.pos + 1
+        kept, count = [np.zeros(0, dtype=np.int64)], 0
+        while count < n:
+            flat = rng.integers(0, max(rows, 1) * self.num_envs, size=2 * n + 16)
+            flat = flat[self._ok(*np.divmod(flat, self.num_envs))]
+            if flat.size == 0 and len(self) == 0:  # len() scans the flags: only on an empty round
+                raise ValueError("FrameReplay has no valid transitions to sample")
+            kept.append(flat)
+            count += flat.size
+        return np.divmod(np.concatenate(kept)[:n], self.num_envs)
+
+    def _stacks(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Rebuild (B, stack, *frame) stacks ending at slot t, repeating the episode-start frame like FrameStack."""
+        back = np.arange(self.stack)  # 0 = newest frame
+        starts = self.episode_start[(t[:, None] - back) % self.T, e[:, None]]
+        starts[:, -1] = True  # never walk back further than stack-1
+        stop = starts.argmax(axis=1)  # steps back to the first episode start met
+        rows = (t[:, None] - np.minimum(back, stop[:, None])) % self.T
+        return self.frames[rows[:, ::-1], e[:, None]]
+
+    def _batch(self, t: np.ndarray, e: np.ndarray) -> dict[str, np.ndarray]:
+        """Transitions at (t, e) as a dict of arrays."""
+        return {
+            "obs": self._stacks(t, e),
+            "actions": self.actions[t, e],
+            "rewards": self.rewards[t, e],
+            "terminated": self.terminated[t, e].astype(np.float32),
+            "next_obs": self._stacks((t + 1) % self.T, e),
+        }
+
+    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+        """Sample a batch uniformly over valid transitions."""
+        return self._batch(*self._draw(batch_size, self.rng))
+
+    def sample_obs(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Sample n stacked observations uniformly over valid slots (for plasticity probes)."""
+        return self._stacks(*self._draw(n, self.rng if rng is None else rng))
+
+    def state_dict(self) -> dict:
+        """Everything needed to restore exactly; arrays are returned by reference, not copied."""
+        d = {name: getattr(self, name) for name in _ARRAYS}
+        d.update(final=self.final, pos=self.pos, full=self.full, rng=self.rng.bit_generator.state)
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore from state_dict() output, copying arrays into this buffer's storage."""
+        for name in (*_ARRAYS, "final"):
+            dst = getattr(self, name)
+            if np.shape(d[name]) != dst.shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {np.shape(d[name])}, this buffer has {dst.shape}")
+            np.copyto(dst, d[name])
+        self.pos, self.full = int(d["pos"]), bool(d["full"])
+        self.rng.bit_generator.state = d["rng"]
