@@ -1,0 +1,184 @@
+"""Reset strategies: when to reset (Schedule), which layers, what happens to optimizer state, and what gets logged."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import time
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched")
+LAYER_TYPES = (nn.Conv2d, nn.Linear)
+
+
+class ResettableAgent(Protocol):
+    """What a reset strategy needs from an agent."""
+
+    def networks(self) -> dict[str, tuple[nn.Module, torch.optim.Optimizer]]: ...
+
+    def initial_params(self) -> dict[str, dict[str, Tensor]]: ...
+
+    def after_reset(self) -> None: ...
+
+
+class Schedule:
+    """When a reset fires: at task switches, at listed steps, every N steps (any combination)."""
+
+    def __init__(
+        self, at_switch: bool = True, at_steps: Sequence[int] | int = (), every_steps: int | None = None
+    ) -> None:
+        self.at_switch = bool(at_switch)
+        # A config may give one step as a bare number (`at_steps: 1250000`).
+        self.at_steps = (int(at_steps),) if isinstance(at_steps, int) else tuple(int(s) for s in at_steps)
+        for s in self.at_steps:
+            if s < 0:
+                raise ValueError(f"at_steps must be >= 0 environment steps, got {s}")
+        if every_steps is not None and int(every_steps) <= 0:
+            raise ValueError(f"every_steps must be a positive number of environment steps or null, got {every_steps}")
+        self.every_steps = None if every_steps is None else int(every_steps)
+
+    def due(self, prev_step: int, step: int, switched: bool) -> bool:
+        """True if a trigger lies in (prev_step, step]; steps jump by num_envs, so exact equality would miss them."""
+        if self.at_switch and switched:
+            return True
+        if any(prev_step < s <= step for s in self.at_steps):
+            return True
+        return self.every_steps is not None and step // self.every_steps > prev_step // self.every_steps
+
+
+def _sq_dist(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
+    """Squared Frobenius distance summed over the tensors both dicts hold (weight and bias)."""
+    return float(sum(((a[k].double() - b[k].double()) ** 2).sum() for k in a if k in b))
+
+
+class ResetStrategy:
+    """Base class: subclasses implement `transform`; `apply` does the bookkeeping, optimizer policy and logging."""
+
+    # FIRE also logs DfI before the reset; cheap enough for every strategy but only FIRE's story needs it.
+    log_dfi_before: bool = False
+
+    def __init__(
+        self,
+        at_switch: bool = True,
+        at_steps: Sequence[int] = (),
+        every_steps: int | None = None,
+        optimizer: str = "keep",
+        layers: Sequence[str] | str | None = None,
+    ) -> None:
+        self.schedule = Schedule(at_switch=at_switch, at_steps=at_steps, every_steps=every_steps)
+        if optimizer not in OPTIMIZER_POLICIES:
+            raise ValueError(f"optimizer={optimizer!r} is not one of {list(OPTIMIZER_POLICIES)}")
+        self.optimizer = optimizer
+        # A bare string from a config override means one pattern, not a sequence of characters.
+        self.layers = [layers] if isinstance(layers, str) else (None if layers is None else [str(p) for p in layers])
+        self.last_touched: list[str] = []
+
+    def due(self, prev_step: int, step: int, switched: bool) -> bool:
+        """Whether a reset should happen for the step interval (prev_step, step]."""
+        return self.schedule.due(prev_step, step, switched)
+
+    def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
+        """Change the layer in place (under no_grad); return whether it was changed."""
+        raise NotImplementedError
+
+    def select_layers(self, agent: ResettableAgent) -> dict[str, list[tuple[str, nn.Module]]]:
+        """Conv2d/Linear layers of every network that match `layers`; a pattern matching nothing is an error."""
+        selected: dict[str, list[tuple[str, nn.Module]]] = {}
+        all_names: list[str] = []
+        used: set[str] = set()
+        for net_name, (net, _) in agent.networks().items():
+            chosen = []
+            for name, module in _layers(net):
+                all_names.append(name)
+                hits = [p for p in self.layers or [] if fnmatch.fnmatchcase(name, p)]
+                used.update(hits)
+                if self.layers is None or hits:
+                    chosen.append((name, module))
+            selected[net_name] = chosen
+        unused = [p for p in self.layers or [] if p not in used]
+        if unused:
+            # A typo here would silently turn the reset into a no-op, so fail loudly.
+            raise ValueError(f"layers patterns {unused} match no layer; available layers: {sorted(set(all_names))}")
+        return selected
+
+    def apply(self, agent: ResettableAgent, step: int) -> dict[str, float]:
+        """Reset the agent's selected layers in place and return the `reset/...` diagnostics."""
+        start = time.perf_counter()
+        init = agent.initial_params()
+        networks = agent.networks()
+        logs: dict[str, float] = {}
+        self.last_touched = []
+        sfe_total = 0.0
+        for net_name, layers in self.select_layers(agent).items():
+            changed: list[nn.Parameter] = []
+            for layer_name, module in layers:
+                theta0 = _layer_theta0(init, net_name, layer_name)
+                pre = {k: p.detach().clone() for k, p in _params(module).items()}
+                with torch.no_grad():
+                    touched = self.transform(net_name, layer_name, module, theta0)
+                if not touched:
+                    continue
+                post = {k: p.detach() for k, p in _params(module).items()}
+                changed += [p for k, p in _params(module).items() if not torch.equal(pre[k], post[k])]
+                sfe = _sq_dist(pre, post)
+                sfe_total += sfe
+                logs.update(self._layer_logs(f"reset/{net_name}/{layer_name}", pre, module, theta0, sfe))
+                self.last_touched.append(f"{net_name}/{layer_name}")
+            self._apply_optimizer_policy(networks[net_name][1], changed)
+        agent.after_reset()
+        logs["reset/sfe_total"] = sfe_total
+        logs["reset/layers_touched"] = float(len(self.last_touched))
+        logs["reset/step"] = float(step)
+        logs["reset/wall_time_s"] = time.perf_counter() - start
+        return logs
+
+    def _layer_logs(
+        self, prefix: str, pre: dict[str, Tensor], module: nn.Module, theta0: dict[str, Tensor], sfe: float
+    ) -> dict[str, float]:
+        """Per-layer SFE, SFE relative to a full reset, and DfI after (and before, for FIRE)."""
+        # Local import: fire.py subclasses ResetStrategy, so a module-level import would be circular.
+        from fire_rl.resets.fire import deviation_from_isometry
+
+        full = _sq_dist(pre, theta0)
+        out = {
+            f"{prefix}/sfe": sfe,
+            f"{prefix}/sfe_normalised": sfe / full if full > 0 else math.nan,
+            f"{prefix}/dfi_after": deviation_from_isometry(module.weight.detach()),
+        }
+        if self.log_dfi_before:
+            out[f"{prefix}/dfi_before"] = deviation_from_isometry(pre["weight"])
+        return out
+
+    def _apply_optimizer_policy(self, optimizer: torch.optim.Optimizer, changed: list[nn.Parameter]) -> None:
+        """Keep, clear all, or drop the state of the changed parameters (Adam re-initialises missing state lazily)."""
+        if not changed or self.optimizer == "keep":
+            return
+        if self.optimizer == "clear_all":
+            optimizer.state.clear()
+            return
+        for p in changed:
+            optimizer.state.pop(p, None)
+
+
+def _layers(net: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """The Conv2d and Linear submodules, by their `named_modules` name."""
+    return ((name, m) for name, m in net.named_modules() if isinstance(m, LAYER_TYPES))
+
+
+def _params(module: nn.Module) -> dict[str, Tensor]:
+    """The layer's own weight and (if present) bias."""
+    return {k: p for k, p in (("weight", module.weight), ("bias", module.bias)) if p is not None}
+
+
+def _layer_theta0(init: dict[str, dict[str, Tensor]], net_name: str, layer_name: str) -> dict[str, Tensor]:
+    """The layer's initial weight/bias out of the network's stored initial state_dict."""
+    state = init[net_name]
+    prefix = f"{layer_name}." if layer_name else ""
+    theta0 = {k: state[prefix + k] for k in ("weight", "bias") if prefix + k in state}
+    if "weight" not in theta0:
+        raise KeyError(f"initial_params()[{net_name!r}] has no {prefix}weight")
+    return theta0

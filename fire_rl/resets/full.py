@@ -1,0 +1,21 @@
+"""Full reset: every selected layer back to its initial weights."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from fire_rl.resets.base import ResetStrategy
+
+
+class FullReset(ResetStrategy):
+    """Reset (Nikishin et al., ICML 2022), as `--full_reset 1` in the FIRE authors' rl/dqn/cleanrl/dqn_atari_resume.py.
+
+    Weights and biases <- theta0 exactly; Adam state kept by default, as the authors' DQN does.
+    """
+
+    def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
+        """Copy theta0 into the layer."""
+        module.weight.copy_(theta0["weight"])
+        if module.bias is not None:
+            module.bias.copy_(theta0["bias"])
+        return True
