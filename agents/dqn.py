@@ -1,0 +1,142 @@
+"""DQN (Mnih et al. 2015) as in the FIRE paper's CleanRL code: Nature CNN, Huber TD loss, Adam, hard target copies."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.networks import NatureQNetwork
+from fire_rl.config import check_positive
+
+
+class DQNAgent:
+    """Epsilon-greedy DQN; `networks()`/`initial_params()`/`after_reset()` are what reset strategies act on."""
+
+    discrete = True
+
+    def __init__(
+        self,
+        num_actions: int,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        *,
+        lr: float = 6.25e-5,
+        adam_eps: float = 1.5e-4,
+        gamma: float = 0.99,
+        batch_size: int = 32,
+        target_update_every: int = 2_000,
+        epsilon_start: float = 1.0,
+        epsilon_end: float = 0.01,
+        epsilon_decay_steps: int = 250_000,
+        learning_starts: int = 20_000,
+        eval_epsilon: float = 0.001,
+        reward_clip: bool = True,
+        **loop_settings: Any,  # num_envs, buffer_size, ... are read by the training loop, not the learner
+    ):
+        for name, value in [("lr", lr), ("batch_size", batch_size), ("target_update_every", target_update_every)]:
+            check_positive(f"agent.{name}", value)
+        for name, value in [("epsilon_decay_steps", epsilon_decay_steps), ("learning_starts", learning_starts)]:
+            check_positive(f"agent.{name}", value, allow_zero=True)
+        self.num_actions, self.device = num_actions, torch.device(device)
+        self.gamma, self.batch_size, self.reward_clip = gamma, batch_size, reward_clip
+        self.target_update_every = target_update_every
+        self.epsilon_start, self.epsilon_end = epsilon_start, epsilon_end
+        self.epsilon_decay_steps, self.learning_starts, self.eval_epsilon = (
+            epsilon_decay_steps,
+            learning_starts,
+            eval_epsilon,
+        )
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.q = NatureQNetwork(num_actions).to(self.device)
+        self.target = copy.deepcopy(self.q)
+        self.theta0 = {k: v.detach().clone() for k, v in self.q.state_dict().items()}
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr, eps=adam_eps)
+        self.last_target_sync = 0
+
+    # --- acting -----------------------------------------------------------------------------------------------
+    def epsilon(self, step: int) -> float:
+        """Held at epsilon_start until learning_starts, then linear to epsilon_end over epsilon_decay_steps."""
+        progress = (step - self.learning_starts) / max(self.epsilon_decay_steps, 1)
+        return float(
+            np.clip(
+                self.epsilon_start + progress * (self.epsilon_end - self.epsilon_start),
+                min(self.epsilon_start, self.epsilon_end),
+                max(self.epsilon_start, self.epsilon_end),
+            )
+        )
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, step: int, explore: bool = True) -> np.ndarray:
+        """Epsilon-greedy actions for a batch of stacked uint8 observations."""
+        epsilon = self.epsilon(step) if explore else self.eval_epsilon
+        greedy = self.q(torch.as_tensor(obs, device=self.device)).argmax(1).cpu().numpy()
+        random = self.rng.integers(self.num_actions, size=len(obs))
+        return np.where(self.rng.random(len(obs)) < epsilon, random, greedy)
+
+    # --- learning ---------------------------------------------------------------------------------------------
+    def losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Huber one-step TD loss on a replay batch (differentiable; gradient-aware resets use it too)."""
+        obs, next_obs = (torch.as_tensor(batch[k], device=self.device) for k in ("obs", "next_obs"))
+        actions = torch.as_tensor(batch["actions"], device=self.device).long()
+        rewards = torch.as_tensor(batch["rewards"], device=self.device)
+        terminated = torch.as_tensor(batch["terminated"], device=self.device)
+        if self.reward_clip:
+            rewards = torch.sign(rewards)
+        with torch.no_grad():
+            target = rewards + self.gamma * (1.0 - terminated) * self.target(next_obs).max(1).values
+        q = self.q(obs).gather(1, actions[:, None]).squeeze(1)
+        return {"q": F.smooth_l1_loss(q, target)}
+
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
+        """One gradient step, and a hard target copy whenever `step` crosses a multiple of target_update_every."""
+        loss = self.losses(batch)["q"]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if step // self.target_update_every > self.last_target_sync // self.target_update_every:
+            self.target.load_state_dict(self.q.state_dict())
+            self.last_target_sync = step
+        return {"losses/td_loss": loss.item()}
+
+    # --- what resets and metrics see --------------------------------------------------------------------------
+    def networks(self) -> dict[str, tuple[nn.Module, torch.optim.Optimizer]]:
+        return {"q": (self.q, self.optimizer)}
+
+    def initial_params(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"q": self.theta0}
+
+    def after_reset(self) -> None:
+        """Keep the target consistent with the reset online network until the next hard copy."""
+        self.target.load_state_dict(self.q.state_dict())
+
+    @torch.no_grad()
+    def probe(self, batch_obs: np.ndarray) -> dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+        """{net: (hidden activations, layer weights)} on a batch of observations, for plasticity metrics."""
+        features = self.q.features(torch.as_tensor(batch_obs, device=self.device))
+        features.pop("q")
+        return {"q": (features, self.q.hidden_weights())}
+
+    # --- checkpoints --------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "q": self.q.state_dict(),
+            "target": self.target.state_dict(),
+            "theta0": self.theta0,
+            "optimizer": self.optimizer.state_dict(),
+            "last_target_sync": self.last_target_sync,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.q.load_state_dict(state["q"])
+        self.target.load_state_dict(state["target"])
+        self.theta0 = state["theta0"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.last_target_sync = state["last_target_sync"]
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,168 @@
+"""Atari tasks: the FIRE paper's DQN preprocessing on ALE v5 envs, as a gymnasium vector env per task."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import ale_py
+import gymnasium as gym
+from ale_py.vector_env import AtariVectorEnv
+
+from envs.sequence import Task, TaskSequence
+from fire_rl.config import ConfigError, check_choice, check_positive
+
+gym.register_envs(ale_py)
+
+STICKY_LEVELS = ("agent_step", "frame")
+BACKENDS = ("auto", "gymnasium", "ale_vector")
+
+
+@dataclass(frozen=True)
+class AtariSettings:
+    """Preprocessing shared by every task of a sequence (fire-paper.md section 3)."""
+
+    frame_skip: int = 4  # frames per agent step; max-pooled over the last two
+    screen_size: int = 84
+    frame_stack: int = 4
+    sticky_action_prob: float = 0.25
+    sticky_actions_per: str = "agent_step"  # the paper's code decides once per agent step; "frame" = ALE/Machado
+    full_action_space: bool = True  # 18 actions for every game: one Q-head serves the whole sequence
+    max_episode_steps: int = 27_000  # agent steps per episode before truncation
+    noop_max: int = 0
+    terminal_on_life_loss: bool = False
+    backend: str = "auto"  # auto | gymnasium | ale_vector (ale-py's C++ vector env)
+
+    def __post_init__(self) -> None:
+        check_choice("env.sticky_actions_per", self.sticky_actions_per, STICKY_LEVELS)
+        check_choice("env.backend", self.backend, BACKENDS)
+        for name in ("frame_skip", "screen_size", "frame_stack", "max_episode_steps"):
+            check_positive(f"env.{name}", getattr(self, name))
+        if not 0.0 <= self.sticky_action_prob <= 1.0:
+            raise ConfigError(f"env.sticky_action_prob must be in [0, 1], got {self.sticky_action_prob!r}")
+
+
+def ale_ids() -> list[str]:
+    """Every registered ALE v5 id (ROMs ship inside ale-py)."""
+    return sorted(k for k in gym.registry if k.startswith("ALE/") and k.endswith("-v5"))
+
+
+def uses_ale_vector(task: Task, settings: AtariSettings) -> bool:
+    """ale-py's vector env is faster but has no mode/difficulty argument and only per-frame sticky actions."""
+    if settings.backend != "auto":
+        return settings.backend == "ale_vector"
+    return not task.kwargs and settings.sticky_actions_per == "frame"
+
+
+def _base_env(task: Task, settings: AtariSettings) -> gym.Env:
+    per_frame = settings.sticky_actions_per == "frame"
+    return gym.make(
+        task.env_id,
+        frameskip=1,
+        repeat_action_probability=settings.sticky_action_prob if per_frame else 0.0,
+        full_action_space=settings.full_action_space,
+        max_num_frames_per_episode=settings.frame_skip * settings.max_episode_steps,
+        **task.kwargs,
+    )
+
+
+def make_env(task: Task, settings: AtariSettings) -> gym.Env:
+    """One preprocessed env: skip+max, 84x84 gray, sticky actions, time limit, frame stack; raw rewards."""
+    env = gym.wrappers.AtariPreprocessing(
+        _base_env(task, settings),
+        noop_max=settings.noop_max,
+        frame_skip=settings.frame_skip,
+        screen_size=settings.screen_size,
+        terminal_on_life_loss=settings.terminal_on_life_loss,
+    )
+    if settings.sticky_actions_per == "agent_step" and settings.sticky_action_prob > 0:
+        env = gym.wrappers.StickyAction(env, repeat_action_probability=settings.sticky_action_prob)
+    env = gym.wrappers.TimeLimit(env, max_episode_steps=settings.max_episode_steps)
+    return gym.wrappers.FrameStackObservation(env, settings.frame_stack)
+
+
+def make_vector_env(task: Task, settings: AtariSettings, num_envs: int) -> gym.vector.VectorEnv:
+    """A vector env for one task with gymnasium's next-step autoreset; rewards are the raw game score."""
+    if uses_ale_vector(task, settings):
+        if task.kwargs:
+            raise ConfigError(f"env.backend=ale_vector cannot set {sorted(task.kwargs)} for {task.name}")
+        return AtariVectorEnv(
+            gym.spec(task.env_id).kwargs["game"],
+            num_envs,
+            frameskip=settings.frame_skip,
+            img_height=settings.screen_size,
+            img_width=settings.screen_size,
+            stack_num=settings.frame_stack,
+            repeat_action_probability=settings.sticky_action_prob,
+            full_action_space=settings.full_action_space,
+            max_num_frames_per_episode=settings.frame_skip * settings.max_episode_steps,
+            noop_max=settings.noop_max,
+            episodic_life=settings.terminal_on_life_loss,
+            reward_clipping=False,
+            use_fire_reset=False,
+        )
+    return gym.vector.SyncVectorEnv([lambda: make_env(task, settings) for _ in range(num_envs)])
+
+
+def env_record(sequence: TaskSequence, settings: AtariSettings) -> dict[str, Any]:
+    """Every ALE setting in force, per task, for the run directory."""
+    tasks = []
+    for task in sequence.distinct_tasks:
+        env = _base_env(task, settings)
+        ale = env.unwrapped.ale
+        tasks.append(
+            {
+                "name": task.name,
+                "env_id": task.env_id,
+                "make_kwargs": dict(env.spec.kwargs),
+                "mode": task.kwargs.get("mode"),  # None: the game's default mode
+                "difficulty": task.kwargs.get("difficulty"),
+                "available_modes": [int(m) for m in ale.getAvailableModes()],
+                "available_difficulties": [int(d) for d in ale.getAvailableDifficulties()],
+                "num_actions": int(env.action_space.n),
+                "backend": "ale_vector" if uses_ale_vector(task, settings) else "gymnasium",
+            }
+        )
+        env.close()
+    return {"ale_py_version": ale_py.__version__, "settings": asdict(settings), "tasks": tasks}
+
+
+def validate_tasks(sequence: TaskSequence, settings: AtariSettings) -> int:
+    """Check ids, modes, difficulties and action spaces before training; return the shared action count."""
+    valid_ids = ale_ids()
+    counts = {}
+    for task in sequence.distinct_tasks:
+        if task.env_id not in valid_ids:
+            _reject_env_id(task.env_id, valid_ids)
+        unknown = set(task.kwargs) - {"mode", "difficulty"}
+        if unknown:
+            raise ConfigError(f"task {task.name}: unknown Atari task keys {sorted(unknown)}; valid: mode, difficulty")
+        env = gym.make(task.env_id, frameskip=1, full_action_space=settings.full_action_space)
+        ale = env.unwrapped.ale
+        _check_in(task, "mode", task.kwargs.get("mode"), list(ale.getAvailableModes()))
+        _check_in(task, "difficulty", task.kwargs.get("difficulty"), list(ale.getAvailableDifficulties()))
+        counts[task.name] = int(env.action_space.n)
+        env.close()
+    if len(set(counts.values())) > 1:
+        raise ConfigError(f"the task sequence mixes action spaces {counts}; set env.full_action_space=true")
+    return next(iter(counts.values()))
+
+
+def _check_in(task: Task, key: str, value: Any, valid: list[int]) -> None:
+    if value is not None and value not in valid:
+        raise ConfigError(f"{task.env_id} has no {key} {value!r}; valid {key} values: {valid}")
+
+
+def _reject_env_id(env_id: str, valid_ids: list[str]) -> None:
+    if env_id in gym.registry:
+        space = gym.make(env_id).action_space
+        raise ConfigError(
+            f"{env_id} is not an Atari env (action space {space}); DQN needs a discrete-action ALE id like ALE/Pong-v5"
+        )
+    close = difflib.get_close_matches(env_id, valid_ids, n=3)
+    hint = f" did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(
+        f"unknown Atari env id {env_id!r};{hint} valid ids are the {len(valid_ids)} ALE/<Game>-v5 ids: "
+        + ", ".join(valid_ids)
+    )

@@ -1,0 +1,85 @@
+"""Task sequences as data: an ordered list of tasks, repeated for some cycles, and the steps where they switch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fire_rl.config import ConfigError, check_positive
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: an env id, its extra make-kwargs (ALE mode/difficulty, ...), and its budget in agent steps."""
+
+    env_id: str
+    steps: int
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def task_label(env_id: str, kwargs: Mapping[str, Any]) -> str:
+    """A short readable name: 'ALE/Breakout-v5' with mode 4 -> 'Breakout-m4'."""
+    base = env_id.split("/")[-1].rsplit("-v", 1)[0]
+    if kwargs.get("mode") is not None:
+        base += f"-m{kwargs['mode']}"
+    if kwargs.get("difficulty") is not None:
+        base += f"-d{kwargs['difficulty']}"
+    return base
+
+
+def parse_task(spec: Mapping[str, Any]) -> Task:
+    """Build a Task from a config entry {env_id, steps, name?, mode?, difficulty?, ...}."""
+    spec = dict(spec)
+    if "env_id" not in spec or "steps" not in spec:
+        raise ConfigError(f"task {spec} needs both 'env_id' and 'steps'")
+    env_id, steps, name = spec.pop("env_id"), spec.pop("steps"), spec.pop("name", None)
+    check_positive(f"steps of task {env_id}", steps)
+    kwargs = {k: v for k, v in spec.items() if v is not None}
+    return Task(env_id=env_id, steps=steps, name=name or task_label(env_id, kwargs), kwargs=kwargs)
+
+
+@dataclass(frozen=True)
+class TaskSequence:
+    """The tasks in the order they are visited (cycles already unrolled)."""
+
+    visits: tuple[Task, ...]
+
+    @property
+    def switch_steps(self) -> list[int]:
+        """Agent step at which each visit after the first begins."""
+        starts, total = [], 0
+        for task in self.visits[:-1]:
+            total += task.steps
+            starts.append(total)
+        return starts
+
+    @property
+    def total_steps(self) -> int:
+        return sum(task.steps for task in self.visits)
+
+    @property
+    def distinct_tasks(self) -> list[Task]:
+        """Each task once, in first-visit order (what evaluation covers)."""
+        seen: dict[str, Task] = {}
+        for task in self.visits:
+            seen.setdefault(task.name, task)
+        return list(seen.values())
+
+    def visit_at(self, step: int) -> int:
+        """Index of the visit that owns agent step `step` (0-based; the last visit owns everything after)."""
+        return sum(step >= s for s in self.switch_steps)
+
+
+def build_sequence(tasks: Sequence[Mapping[str, Any]], cycles: int = 1) -> TaskSequence:
+    """Parse task entries and unroll `cycles` repetitions of the list."""
+    if not tasks:
+        raise ConfigError("the task sequence is empty: give at least one task under env.tasks")
+    check_positive("env.cycles", cycles)
+    parsed = [parse_task(t) for t in tasks]
+    names: dict[str, Task] = {}
+    for task in parsed:
+        if names.setdefault(task.name, task) != task:
+            raise ConfigError(f"two different tasks share the name {task.name!r}; give one of them a 'name'")
+    return TaskSequence(visits=tuple(parsed) * cycles)

@@ -1,0 +1,40 @@
+"""Shared fixtures: compose the real Hydra configs, and tiny budgets for real-environment runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = str(REPO / "configs")
+
+# A few hundred agent steps of each real ALE game: enough for switches, resets, evals and probes.
+TINY = [
+    "env.tasks.0.steps=200",
+    "env.tasks.1.steps=200",
+    "env.tasks.2.steps=200",
+    "agent.learning_starts=100",
+    "agent.buffer_size=2000",
+    "eval_every=200",
+    "eval_max_episode_steps=30",
+    "metrics_every=100",
+    "metrics_probe_size=32",
+    "log_every=100",
+    "logger.wandb_mode=disabled",
+    "logger.progress_bar=false",
+]
+
+
+def compose_cfg(overrides: list[str] | None = None):
+    """The configuration `python -m fire_rl.train <overrides>` would run with."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=overrides or [])
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_MODE", os.environ.get("WANDB_MODE", "offline"))
