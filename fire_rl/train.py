@@ -81,6 +81,9 @@ def validate_loop(cfg: DictConfig) -> None:
 def build_run(cfg: DictConfig, run_dir: Path) -> Run:
     """Validate the whole configuration and construct every component; raises ConfigError on bad input."""
     validate_loop(cfg)
+    if cfg.torch_threads is not None:
+        check_positive("torch_threads", cfg.torch_threads)
+        torch.set_num_threads(cfg.torch_threads)
     if cfg.agent.name != "dqn":
         raise ConfigError(f"agent {cfg.agent.name!r} is not available for Atari task sequences; valid choices: dqn")
     settings = AtariSettings(**cfg.env.settings)
@@ -132,7 +135,7 @@ def probe_metrics(run: Run, step: int, phase: str, probe: np.ndarray | None = No
 def apply_reset(run: Run, step: int, task: Task, reason: str) -> None:
     """Probe, reset, probe again, and log what the reset did."""
     probe = probe_metrics(run, step, "pre_reset")
-    diagnostics = run.reset.apply(run.agent, step)
+    diagnostics = run.reset.apply(run.agent, step, sample_batch=lambda: run.replay.sample(run.cfg.agent.batch_size))
     run.logger.log("reset", step, task=task.name, reason=reason, layers=run.reset.last_touched, **diagnostics)
     probe_metrics(run, step, "post_reset", probe)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import fnmatch
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
 OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched")
+# Draws one replay batch (the agent's own batch format); gradient- and activation-aware resets (DASH, ReDo) use it.
+BatchSource = Callable[[], dict]
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 
 
@@ -105,7 +107,7 @@ class ResetStrategy:
             raise ValueError(f"layers patterns {unused} match no layer; available layers: {sorted(set(all_names))}")
         return selected
 
-    def apply(self, agent: ResettableAgent, step: int) -> dict[str, float]:
+    def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> dict[str, float]:
         """Reset the agent's selected layers in place and return the `reset/...` diagnostics."""
         start = time.perf_counter()
         init = agent.initial_params()

@@ -12,7 +12,7 @@ class NoReset(ResetStrategy):
         """Never due, whatever the schedule options say."""
         return False
 
-    def apply(self, agent: ResettableAgent, step: int) -> dict[str, float]:
+    def apply(self, agent: ResettableAgent, step: int, sample_batch=None) -> dict[str, float]:
         """Do nothing; logs nothing."""
         self.last_touched = []
         return {}
