@@ -1,0 +1,102 @@
+"""Exact, picklable snapshots of env state, so a resumed run continues every episode where it stopped.
+
+A gymnasium env is a chain of wrappers around a simulator. The snapshot copies each wrapper's own state (frame
+stacks, sticky-action memory, time-limit counters, RNGs) and the simulator's: the ALE system state with its RNG,
+or MuJoCo's integration state. Configuration and handles are rebuilt with the env, never copied.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+_NOT_STATE = {
+    "env",
+    "envs",
+    "env_fns",
+    "ale",
+    "model",
+    "data",
+    "spec",
+    "_saved_kwargs",
+    "_cached_spec",
+    "_ezpickle_args",
+    "_ezpickle_kwargs",
+    "action_space",
+    "observation_space",
+    "single_action_space",
+    "single_observation_space",
+    "_action_space",
+    "_observation_space",
+    "metadata",
+    "_metadata",
+    "render_mode",
+    "mujoco_renderer",
+}
+_MJ_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def _layers(env: gym.Env) -> list[Any]:
+    layers = [env]
+    while hasattr(layers[-1], "env"):
+        layers.append(layers[-1].env)
+    return layers
+
+
+def _own_state(obj: Any) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in vars(obj).items() if k not in _NOT_STATE}
+
+
+def _simulator_state(base: Any) -> dict[str, Any]:
+    if hasattr(base, "ale"):
+        return {"ale": base.ale.cloneState(include_rng=True)}
+    if isinstance(getattr(base, "data", None), mujoco.MjData):
+        buf = np.empty(mujoco.mj_stateSize(base.model, _MJ_STATE))
+        mujoco.mj_getState(base.model, base.data, buf, _MJ_STATE)
+        return {"mujoco": buf}
+    return {}
+
+
+def snapshot_env(env: gym.Env) -> list[dict[str, Any]]:
+    """The state of every wrapper of `env` and of the simulator underneath."""
+    layers = _layers(env)
+    return [_own_state(w) for w in layers[:-1]] + [{**_own_state(layers[-1]), **_simulator_state(layers[-1])}]
+
+
+def restore_env(env: gym.Env, snapshot: list[dict[str, Any]]) -> None:
+    """Put a freshly made env (same task, same settings) into the snapshot's state."""
+    layers = _layers(env)
+    if len(layers) != len(snapshot):
+        raise ValueError(f"the env has {len(layers)} layers but the snapshot {len(snapshot)}: different wrappers")
+    for layer, state in zip(layers, snapshot, strict=True):
+        state = dict(state)
+        ale_state, mj_state = state.pop("ale", None), state.pop("mujoco", None)
+        vars(layer).update(copy.deepcopy(state))
+        if ale_state is not None:
+            layer.ale.restoreState(ale_state)
+        if mj_state is not None:
+            mujoco.mj_setState(layer.model, layer.data, mj_state, _MJ_STATE)
+            mujoco.mj_forward(layer.model, layer.data)
+
+
+def snapshot_vector_env(envs: gym.vector.VectorEnv) -> dict[str, Any]:
+    """A SyncVectorEnv's own buffers and autoreset flags, and every sub-env's snapshot."""
+    if not isinstance(envs, gym.vector.SyncVectorEnv):
+        raise NotImplementedError(
+            f"{type(envs).__name__} cannot be snapshotted exactly (its state lives in C++ threads); "
+            "use env.settings.backend=gymnasium for runs that must resume exactly"
+        )
+    return {"vector": _own_state(envs), "envs": [snapshot_env(env) for env in envs.envs]}
+
+
+def restore_vector_env(envs: gym.vector.SyncVectorEnv, snapshot: dict[str, Any]) -> None:
+    """Inverse of snapshot_vector_env on a freshly made vector env of the same task."""
+    if len(envs.envs) != len(snapshot["envs"]):
+        raise ValueError(f"{len(envs.envs)} envs now, {len(snapshot['envs'])} in the snapshot")
+    vars(envs).update(copy.deepcopy(snapshot["vector"]))
+    for env, state in zip(envs.envs, snapshot["envs"], strict=True):
+        restore_env(env, state)
