@@ -18,6 +18,8 @@ class DQNAgent:
     """Epsilon-greedy DQN; `networks()`/`initial_params()`/`after_reset()` are what reset strategies act on."""
 
     discrete = True
+    # Per-paper optimizer policy for resets: the FIRE authors' DQN keeps Adam state for FIRE, Reset and S&P.
+    default_reset_optimizer = "keep"
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class DQNAgent:
             learning_starts,
             eval_epsilon,
         )
+        self.seed = seed
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.q = NatureQNetwork(num_actions).to(self.device)
@@ -115,6 +118,30 @@ class DQNAgent:
         """Keep the target consistent with the reset online network until the next hard copy."""
         self.target.load_state_dict(self.q.state_dict())
 
+    def fresh_params(self, draw: int) -> dict[str, dict[str, torch.Tensor]]:
+        """State of a freshly initialised Q-network (the layers' own initialisers), reproducible from (seed, draw)."""
+        seed = int(np.random.SeedSequence([self.seed, draw]).generate_state(1)[0])
+        with torch.random.fork_rng(devices=[]):  # leave the training RNG stream untouched
+            torch.manual_seed(seed)
+            net = NatureQNetwork(self.num_actions)
+        return {"q": net.state_dict()}
+
+    @property
+    def injected(self) -> bool:
+        """Whether plasticity injection has happened (it happens at most once)."""
+        return self.q.injected
+
+    def inject_plasticity(self) -> None:
+        """Plasticity injection as the FIRE authors' `--pi 1`: online and target heads each injected, fresh Adam."""
+        self.q.inject(self.theta0)
+        self.target.inject(self.theta0)  # from the target's own encoder/head, so TD targets are unchanged too
+        self._rebuild_optimizer()
+
+    def _rebuild_optimizer(self) -> None:
+        """A fresh optimizer of the same kind and settings over the trainable parameters only."""
+        trainable = [p for p in self.q.parameters() if p.requires_grad]
+        self.optimizer = type(self.optimizer)(trainable, **self.optimizer.defaults)
+
     @torch.no_grad()
     def probe(self, batch_obs: np.ndarray) -> dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
         """{net: (hidden activations, layer weights)} on a batch of observations, for plasticity metrics."""
@@ -131,9 +158,15 @@ class DQNAgent:
             "optimizer": self.optimizer.state_dict(),
             "last_target_sync": self.last_target_sync,
             "rng": self.rng.bit_generator.state,
+            "injected": self.injected,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("injected", False) and not self.injected:
+            # Rebuild the injected structure first; the values come from the checkpoint.
+            self.q.add_injection_heads()
+            self.target.add_injection_heads()
+            self._rebuild_optimizer()
         self.q.load_state_dict(state["q"])
         self.target.load_state_dict(state["target"])
         self.theta0 = state["theta0"]

@@ -206,7 +206,7 @@ def test_full_reset_gives_theta0() -> None:
     for k, v in params_of(agent.q).items():
         assert torch.equal(v, agent.theta0["q"][k])
     assert sorted(logs) == sorted(
-        [f"reset/q/{n}/{k}" for n in LAYERS for k in ("sfe", "sfe_normalised", "dfi_after")]
+        [f"reset/q/{n}/{k}" for n in LAYERS for k in ("sfe", "sfe_normalised", "dfi_before", "dfi_after")]
         + ["reset/sfe_total", "reset/layers_touched", "reset/wall_time_s", "reset/step"]
     )
     assert all(logs[f"reset/q/{n}/sfe_normalised"] == pytest.approx(1.0) for n in LAYERS)
@@ -256,7 +256,7 @@ def test_shrink_perturb_fresh_noise_form() -> None:
         (ShrinkPerturb, {"policy": "encoder"}, r"'encoder'.*all.*paper_dqn"),
         (FullReset, {"optimizer": "reset_all"}, r"'reset_all'.*keep.*clear_all.*clear_touched"),
         (FIRE, {"policy": "exact"}, r"'exact'.*paper_dqn.*project_all"),
-        (FIRE, {"iters": 0}, "0"),
+        (FIRE, {"ns_iters": 0}, "0"),
         (FIRE, {"at_steps": [5, -3]}, "-3"),
         (Schedule, {"at_steps": [5, -3]}, "-3"),
         (Schedule, {"every_steps": 0}, "0"),

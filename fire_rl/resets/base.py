@@ -11,10 +11,12 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched")
+# "agent" defers to the agent's `default_reset_optimizer` (the per-paper default for that agent; DQN: keep).
+OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched", "agent")
 # Draws one replay batch (the agent's own batch format); gradient- and activation-aware resets (DASH, ReDo) use it.
 BatchSource = Callable[[], dict]
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
+LAYER_TYPE_NAMES = {"conv": nn.Conv2d, "linear": nn.Linear}
 
 
 class ResettableAgent(Protocol):
@@ -57,121 +59,162 @@ def _sq_dist(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
     return float(sum(((a[k].double() - b[k].double()) ** 2).sum() for k in a if k in b))
 
 
-class ResetStrategy:
-    """Base class: subclasses implement `transform`; `apply` does the bookkeeping, optimizer policy and logging."""
+def _as_list(value: Sequence[str] | str | None) -> list[str] | None:
+    """A bare string from a config override means one item, not a sequence of characters."""
+    return [value] if isinstance(value, str) else (None if value is None else [str(v) for v in value])
 
-    # FIRE also logs DfI before the reset; cheap enough for every strategy but only FIRE's story needs it.
-    log_dfi_before: bool = False
+
+class ResetStrategy:
+    """Base class: subclasses implement `transform` (and optionally `prepare`); `apply` does the bookkeeping."""
+
+    # The agent's after_reset() re-syncs target networks etc.; strategies that keep the function (ReDo) skip it.
+    calls_after_reset: bool = True
 
     def __init__(
         self,
         at_switch: bool = True,
         at_steps: Sequence[int] = (),
         every_steps: int | None = None,
-        optimizer: str = "keep",
+        optimizer: str = "agent",
         layers: Sequence[str] | str | None = None,
+        layer_types: Sequence[str] | str | None = None,
     ) -> None:
         self.schedule = Schedule(at_switch=at_switch, at_steps=at_steps, every_steps=every_steps)
         if optimizer not in OPTIMIZER_POLICIES:
             raise ValueError(f"optimizer={optimizer!r} is not one of {list(OPTIMIZER_POLICIES)}")
         self.optimizer = optimizer
-        # A bare string from a config override means one pattern, not a sequence of characters.
-        self.layers = [layers] if isinstance(layers, str) else (None if layers is None else [str(p) for p in layers])
+        self.layers = _as_list(layers)
+        names = _as_list(layer_types)
+        for name in names or []:
+            if name not in LAYER_TYPE_NAMES:
+                raise ValueError(f"layer_types entry {name!r} is not one of {list(LAYER_TYPE_NAMES)}")
+        self.layer_types = names
+        self._types = LAYER_TYPES if names is None else tuple(LAYER_TYPE_NAMES[n] for n in names)
         self.last_touched: list[str] = []
+        self.extra_logs: dict[str, float] = {}
 
     def due(self, prev_step: int, step: int, switched: bool) -> bool:
         """Whether a reset should happen for the step interval (prev_step, step]."""
         return self.schedule.due(prev_step, step, switched)
+
+    def prepare(self, agent: ResettableAgent, step: int, selected: dict, sample_batch: BatchSource | None) -> None:
+        """Work done once before the per-layer transforms (DASH gradients, ReDo dormant masks); default none."""
 
     def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
         """Change the layer in place (under no_grad); return whether it was changed."""
         raise NotImplementedError
 
     def select_layers(self, agent: ResettableAgent) -> dict[str, list[tuple[str, nn.Module]]]:
-        """Conv2d/Linear layers of every network that match `layers`; a pattern matching nothing is an error."""
+        """Layers of every network matching `layer_types` and `layers`; a selector matching nothing is an error."""
         selected: dict[str, list[tuple[str, nn.Module]]] = {}
         all_names: list[str] = []
         used: set[str] = set()
         for net_name, (net, _) in agent.networks().items():
             chosen = []
-            for name, module in _layers(net):
+            for name, module in named_layers(net):
+                if not isinstance(module, self._types):
+                    continue
                 all_names.append(name)
                 hits = [p for p in self.layers or [] if fnmatch.fnmatchcase(name, p)]
                 used.update(hits)
                 if self.layers is None or hits:
                     chosen.append((name, module))
             selected[net_name] = chosen
+        of_types = "" if self.layer_types is None else f" of layer_types {self.layer_types}"
+        if not all_names:
+            raise ValueError(f"no layer{of_types} in networks {sorted(selected)}; types: {list(LAYER_TYPE_NAMES)}")
         unused = [p for p in self.layers or [] if p not in used]
         if unused:
             # A typo here would silently turn the reset into a no-op, so fail loudly.
-            raise ValueError(f"layers patterns {unused} match no layer; available layers: {sorted(set(all_names))}")
+            raise ValueError(
+                f"layers patterns {unused} match no layer{of_types}; available layers: {sorted(set(all_names))}"
+            )
         return selected
+
+    def optimizer_policy(self, agent: ResettableAgent) -> str:
+        """The policy in force: the configured one, or the agent's per-paper default when it is `agent`."""
+        if self.optimizer != "agent":
+            return self.optimizer
+        return getattr(agent, "default_reset_optimizer", "keep")
 
     def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> dict[str, float]:
         """Reset the agent's selected layers in place and return the `reset/...` diagnostics."""
         start = time.perf_counter()
         init = agent.initial_params()
         networks = agent.networks()
+        self.last_touched, self.extra_logs = [], {}
+        selected = self.select_layers(agent)
+        self.prepare(agent, step, selected, sample_batch)
         logs: dict[str, float] = {}
-        self.last_touched = []
         sfe_total = 0.0
-        for net_name, layers in self.select_layers(agent).items():
+        policy = self.optimizer_policy(agent)
+        for net_name, layers in selected.items():
             changed: list[nn.Parameter] = []
             for layer_name, module in layers:
                 theta0 = _layer_theta0(init, net_name, layer_name)
-                pre = {k: p.detach().clone() for k, p in _params(module).items()}
+                pre = {k: p.detach().clone() for k, p in layer_params(module).items()}
                 with torch.no_grad():
                     touched = self.transform(net_name, layer_name, module, theta0)
                 if not touched:
                     continue
-                post = {k: p.detach() for k, p in _params(module).items()}
-                changed += [p for k, p in _params(module).items() if not torch.equal(pre[k], post[k])]
+                post = {k: p.detach() for k, p in layer_params(module).items()}
+                changed += [p for k, p in layer_params(module).items() if not torch.equal(pre[k], post[k])]
                 sfe = _sq_dist(pre, post)
                 sfe_total += sfe
-                logs.update(self._layer_logs(f"reset/{net_name}/{layer_name}", pre, module, theta0, sfe))
+                logs.update(layer_logs(f"reset/{net_name}/{layer_name}", pre, module, theta0, sfe))
                 self.last_touched.append(f"{net_name}/{layer_name}")
-            self._apply_optimizer_policy(networks[net_name][1], changed)
-        agent.after_reset()
-        logs["reset/sfe_total"] = sfe_total
-        logs["reset/layers_touched"] = float(len(self.last_touched))
-        logs["reset/step"] = float(step)
-        logs["reset/wall_time_s"] = time.perf_counter() - start
-        return logs
-
-    def _layer_logs(
-        self, prefix: str, pre: dict[str, Tensor], module: nn.Module, theta0: dict[str, Tensor], sfe: float
-    ) -> dict[str, float]:
-        """Per-layer SFE, SFE relative to a full reset, and DfI after (and before, for FIRE)."""
-        # Local import: fire.py subclasses ResetStrategy, so a module-level import would be circular.
-        from fire_rl.resets.fire import deviation_from_isometry
-
-        full = _sq_dist(pre, theta0)
-        out = {
-            f"{prefix}/sfe": sfe,
-            f"{prefix}/sfe_normalised": sfe / full if full > 0 else math.nan,
-            f"{prefix}/dfi_after": deviation_from_isometry(module.weight.detach()),
-        }
-        if self.log_dfi_before:
-            out[f"{prefix}/dfi_before"] = deviation_from_isometry(pre["weight"])
-        return out
-
-    def _apply_optimizer_policy(self, optimizer: torch.optim.Optimizer, changed: list[nn.Parameter]) -> None:
-        """Keep, clear all, or drop the state of the changed parameters (Adam re-initialises missing state lazily)."""
-        if not changed or self.optimizer == "keep":
-            return
-        if self.optimizer == "clear_all":
-            optimizer.state.clear()
-            return
-        for p in changed:
-            optimizer.state.pop(p, None)
+            apply_optimizer_policy(policy, networks[net_name][1], changed)
+        if self.calls_after_reset:
+            agent.after_reset()
+        logs.update(self.extra_logs)
+        return {**logs, **summary_logs(sfe_total, self.last_touched, step, start)}
 
 
-def _layers(net: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+def layer_logs(
+    prefix: str, pre: dict[str, Tensor], module: nn.Module, theta0: dict[str, Tensor], sfe: float
+) -> dict[str, float]:
+    """Per-layer SFE, SFE relative to a full reset (back to theta0), and DfI before and after."""
+    # Local import: fire.py subclasses ResetStrategy, so a module-level import would be circular.
+    from fire_rl.resets.fire import deviation_from_isometry
+
+    full = _sq_dist(pre, theta0)
+    return {
+        f"{prefix}/sfe": sfe,
+        f"{prefix}/sfe_normalised": sfe / full if full > 0 else math.nan,
+        f"{prefix}/dfi_before": deviation_from_isometry(pre["weight"]),
+        f"{prefix}/dfi_after": deviation_from_isometry(module.weight.detach()),
+    }
+
+
+def summary_logs(sfe_total: float, touched: list[str], step: int, start: float) -> dict[str, float]:
+    """The per-reset totals every strategy logs."""
+    return {
+        "reset/sfe_total": sfe_total,
+        "reset/layers_touched": float(len(touched)),
+        "reset/step": float(step),
+        "reset/wall_time_s": time.perf_counter() - start,
+    }
+
+
+def apply_optimizer_policy(policy: str, optimizer: torch.optim.Optimizer, changed: list[nn.Parameter]) -> None:
+    """Keep, clear all, or drop the state of the changed parameters (Adam re-initialises missing state lazily)."""
+    if not changed or policy == "keep":
+        return
+    if policy == "clear_all":
+        optimizer.state.clear()
+        return
+    if policy != "clear_touched":
+        raise ValueError(f"optimizer policy {policy!r} is not one of {list(OPTIMIZER_POLICIES[:3])}")
+    for p in changed:
+        optimizer.state.pop(p, None)
+
+
+def named_layers(net: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """The Conv2d and Linear submodules, by their `named_modules` name."""
     return ((name, m) for name, m in net.named_modules() if isinstance(m, LAYER_TYPES))
 
 
-def _params(module: nn.Module) -> dict[str, Tensor]:
+def layer_params(module: nn.Module) -> dict[str, Tensor]:
     """The layer's own weight and (if present) bias."""
     return {k: p for k, p in (("weight", module.weight), ("bias", module.bias)) if p is not None}
 
