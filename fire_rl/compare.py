@@ -1,0 +1,278 @@
+"""Compare reset methods over run directories: `python -m fire_rl.compare runs/multirun/<date>/<time>`.
+
+Finds every run under the given folders (a folder holding `config.yaml` and `metrics.jsonl`), groups them by reset
+method (or any dotted config key), and writes curves, tables, rliable aggregates, continual metrics and a
+`report.md` into the output folder. Reads local run directories; a wandb project can be added as a second source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envs.sequence import TaskSequence, build_sequence
+from fire_rl import compare_stats as st
+from fire_rl.compare_plots import describe, write_outputs
+from fire_rl.logging import METRICS_FILE
+from fire_rl.plots import read_rows_checked
+
+DEFAULT_GROUP_BY = "reset.name"
+SKIP_DIRS = {".hydra", "wandb", "__pycache__", ".git"}
+_MISSING = object()
+
+
+class CompareError(Exception):
+    """Bad input; the message names the bad path or value."""
+
+
+class SkipRun(Exception):
+    """A run that cannot be used; the message says why."""
+
+
+@dataclass
+class RunRecord:
+    """One run: where it came from, its resolved config, group label, task sequence and metrics rows."""
+
+    path: str
+    config: dict
+    group: str
+    sequence: TaskSequence
+    rows: list[dict]
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    @cached_property
+    def evals(self) -> dict[str, st.Series]:
+        return st.eval_series(self.rows)
+
+    @cached_property
+    def complete(self) -> bool:
+        """True when the run evaluated at its last step (a killed run did not)."""
+        return any(r["event"] == "eval" and r["step"] >= self.sequence.total_steps for r in self.rows)
+
+
+# --- discovery and loading ------------------------------------------------------------------------------------
+
+
+def find_run_dirs(roots: list[Path]) -> tuple[list[Path], list[str]]:
+    """Every run directory under the roots (Hydra sweep folders, single runs, parents of either), plus skip notes."""
+    for root in roots:
+        if not root.is_dir():
+            raise CompareError(f"no such directory: {root}")
+    found, notes = set(), []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+            has_config, has_metrics = "config.yaml" in filenames, METRICS_FILE in filenames
+            if has_config and has_metrics:
+                found.add(Path(dirpath).resolve())
+                dirnames[:] = []
+            elif has_metrics:
+                notes.append(f"{dirpath}: {METRICS_FILE} without config.yaml; skipped")
+            elif has_config and (Path(dirpath) / ".hydra").is_dir():
+                notes.append(f"{dirpath}: config.yaml without {METRICS_FILE} (the run never started); skipped")
+    if not found:
+        where = ", ".join(str(r) for r in roots)
+        raise CompareError(f"no run directories (a folder holding config.yaml and {METRICS_FILE}) under {where}")
+    return sorted(found), notes
+
+
+def config_value(config: dict, key: str) -> Any:
+    """The value at a dotted key (`reset.c`), or _MISSING."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def group_label(config: dict, key: str) -> str:
+    """The run's group: its reset method by default; `none` for runs without a reset group."""
+    value = config_value(config, key)
+    if value is _MISSING:
+        return "none" if key.startswith("reset.") and not config.get("reset") else "(absent)"
+    if key == DEFAULT_GROUP_BY:
+        return str(value)
+    return f"{key.rsplit('.', 1)[-1]}={value}"
+
+
+def make_record(path: str, config: dict, rows: list[dict], group_by: str) -> RunRecord:
+    """A RunRecord from a resolved config and rows; SkipRun when the config has no usable task sequence."""
+    try:
+        env = config["env"]
+        sequence = build_sequence(env["tasks"], env.get("cycles", 1))
+    except Exception as err:  # a config from another version or a hand-edited one
+        raise SkipRun(f"{path}: no usable env.tasks in its config ({err}); skipped") from err
+    rows = [r for r in rows if isinstance(r, dict) and "event" in r and isinstance(r.get("step"), int | float)]
+    return RunRecord(path, config, group_label(config, group_by), sequence, rows)
+
+
+def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
+    """Read one run directory; returns the record and notes about lines skipped in its metrics file."""
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise SkipRun(f"{run_dir}: config.yaml unreadable ({err}); skipped") from err
+    rows, problems = read_rows_checked(run_dir)
+    return make_record(str(run_dir), config, rows, group_by), [f"{run_dir}: {p}" for p in problems]
+
+
+def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[str]]:
+    """Discover and read every run under the roots; unusable runs become notes, not errors."""
+    dirs, notes = find_run_dirs(roots)
+    runs = []
+    for run_dir in dirs:
+        try:
+            run, problems = load_run(run_dir, group_by)
+        except SkipRun as skip:
+            notes.append(str(skip))
+            continue
+        runs.append(run)
+        notes.extend(problems)
+    if not runs:
+        raise CompareError("no usable runs: " + "; ".join(notes))
+    return runs, notes
+
+
+def wandb_runs(project: str, group_by: str, notes: list[str]) -> list[RunRecord]:
+    """Runs of a wandb project (ENTITY/PROJECT) from their logged config and history (lossy; local files are not)."""
+    try:
+        import wandb
+
+        remote = list(wandb.Api(timeout=30).runs(project))
+    except Exception as err:  # no network, no login, wrong path: all end here
+        raise CompareError(f"--wandb-project {project!r}: could not list runs ({err})") from err
+    records = []
+    for run in remote:
+        path, config = f"wandb:{project}/{run.id}", dict(run.config)
+        try:
+            sequence = build_sequence(config["env"]["tasks"], config["env"].get("cycles", 1))
+            records.append(make_record(path, config, rows_from_history(run.scan_history(), sequence), group_by))
+        except (KeyError, TypeError, ValueError, SkipRun) as err:
+            notes.append(f"{path}: no usable env.tasks in its config ({err}); skipped")
+    return records
+
+
+def rows_from_history(history, sequence: TaskSequence) -> list[dict]:
+    """wandb history rows as metrics rows: switches from the sequence, events from the key prefixes present."""
+    starts = [0, *sequence.switch_steps]
+    visits = enumerate(zip(sequence.visits, starts, strict=True))
+    rows = [{"event": "switch", "step": s, "task": t.name, "visit": i} for i, (t, s) in visits]
+    for h in history:
+        step = h.get("_step")
+        if step is None:
+            continue
+        for prefix, event, extra in (("eval/", "eval", {}), ("plasticity/", "plasticity", {"phase": "periodic"})):
+            values = {k: v for k, v in h.items() if k.startswith(prefix)}
+            if values:
+                rows.append({"event": event, "step": step, **extra, **values})
+        if h.get("reset/sfe_total") is not None:
+            rows.append({"event": "reset", "step": step})
+        if h.get("charts/episodic_return") is not None:
+            task = sequence.visits[sequence.visit_at(step)].name
+            value = h["charts/episodic_return"]
+            rows.append({"event": "episode", "step": step, "task": task, "charts/episodic_return": value})
+    return sorted(rows, key=lambda r: r["step"])
+
+
+def group_runs(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
+    """Runs by group label; a group whose runs disagree on the task sequence is an error."""
+    groups: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault(run.group, []).append(run)
+    for group, members in groups.items():
+        first = members[0]
+        for other in members[1:]:
+            if other.sequence != first.sequence:
+                raise CompareError(
+                    f"group {group!r} mixes task sequences: {first.path} runs {describe(first.sequence)} but "
+                    f"{other.path} runs {describe(other.sequence)}; compare them separately or split with --group-by"
+                )
+    return groups
+
+
+def order_groups(groups: dict[str, list[RunRecord]], baseline: str) -> dict[str, list[RunRecord]]:
+    """The baseline first, then the other groups by name."""
+    return dict(sorted(groups.items(), key=lambda item: (item[0] != baseline, item[0])))
+
+
+def reference_curves(roots: list[Path]) -> dict[str, list[st.Series]]:
+    """Single-task reference runs: evaluation curve(s) per task name, for forward transfer."""
+    runs, _ = load_runs(roots, DEFAULT_GROUP_BY)
+    curves: dict[str, list[st.Series]] = {}
+    for run in runs:
+        tasks = run.sequence.distinct_tasks
+        if len(tasks) == 1 and tasks[0].name in run.evals:
+            curves.setdefault(tasks[0].name, []).append(run.evals[tasks[0].name])
+    if not curves:
+        raise CompareError(f"--reference-dir {', '.join(map(str, roots))}: no single-task runs with evaluations")
+    return curves
+
+
+# --- command line ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    description = "Curves, tables, rliable aggregates and continual metrics over fire_rl run directories."
+    parser = argparse.ArgumentParser(prog="python -m fire_rl.compare", description=description)
+    parser.add_argument("dirs", nargs="+", type=Path, help="run directories, Hydra sweep folders, or their parents")
+    parser.add_argument("--out", type=Path, help="output folder (default: <first DIR>/compare)")
+    parser.add_argument("--group-by", default=DEFAULT_GROUP_BY, help="dotted config key (default: reset.name)")
+    parser.add_argument("--baseline", help="group for probability of improvement (default: none, if present)")
+    parser.add_argument("--reference-dir", type=Path, nargs="+", help="single-task runs for forward transfer")
+    parser.add_argument("--paper-overlay", action="store_true", help="draw the FIRE paper's Fig. 4 final values")
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default: 2000)")
+    parser.add_argument("--wandb-project", help="also read runs of this wandb ENTITY/PROJECT")
+    return parser.parse_args(argv)
+
+
+def compare(args: argparse.Namespace) -> Path:
+    """Everything the command does; returns the report path."""
+    if args.reps < 1:
+        raise CompareError(f"--reps must be a positive integer, got {args.reps}")
+    runs, notes = load_runs(args.dirs, args.group_by)
+    if args.wandb_project:
+        runs += wandb_runs(args.wandb_project, args.group_by, notes)
+    if all(config_value(r.config, args.group_by) is _MISSING for r in runs):  # a typo, not a grouping
+        keys = ", ".join(sorted(runs[0].config))
+        raise CompareError(f"--group-by {args.group_by!r} is not a key of any run config; top-level keys: {keys}")
+    groups = group_runs(runs)
+    baseline = args.baseline or "none"
+    if args.baseline and args.baseline not in groups:
+        raise CompareError(f"--baseline {args.baseline!r} is not a group; groups: {', '.join(sorted(groups))}")
+    if baseline not in groups:
+        notes.append(f"no group named {baseline!r}: probability of improvement not computed (pick one with --baseline)")
+    groups = order_groups(groups, baseline)
+    references = reference_curves(args.reference_dir) if args.reference_dir else {}
+    try:
+        st.rliable_modules()  # fail before writing anything when the aggregate statistics cannot be computed
+    except RuntimeError as err:
+        raise CompareError(str(err)) from err
+    out = args.out or args.dirs[0] / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    return write_outputs(out, groups, baseline, references, notes, args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        report = compare(args)
+    except CompareError as err:
+        sys.exit(f"fire_rl.compare: error: {err}")
+    print(f"report: {report}  ({time.perf_counter() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""`python -m fire_rl.compare`: statistics against hand computations on metrics files the tests write, the bad
+inputs it must refuse or report, and one end-to-end compare over a tiny real sweep (slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO
+
+from envs.sequence import build_sequence
+from fire_rl import compare_stats as st
+from fire_rl.atari_scores import REFERENCE_SCORES, human_normalised
+from fire_rl.compare import RunRecord, main, rows_from_history
+from fire_rl.compare_plots import PAPER_LABEL, eval_figure
+from fire_rl.plots import read_rows_checked
+
+GAMES = ("Asterix", "BeamRider", "DemonAttack")
+OUTPUTS = (
+    "report.md",
+    "eval_curves.png",
+    "train_curves.png",
+    "plasticity.png",
+    "summary.csv",
+    "summary.md",
+    "aggregate.csv",
+    "aggregate.md",
+    "continual.csv",
+    "continual.md",
+    "skipped.txt",
+)
+
+
+def write_run(
+    run_dir: Path,
+    method: str,
+    seed: int,
+    evals: dict[int, dict[str, float]],
+    games=GAMES,
+    steps: int = 100,
+    tail: str = "",
+) -> Path:
+    """A run directory as fire_rl.train writes it: resolved config and metrics rows (switches, evals, resets)."""
+    run_dir.mkdir(parents=True)
+    config = {"seed": seed, "agent": {"name": "dqn"}, "eval_every": 50}
+    config["env"] = {"cycles": 1, "tasks": [{"env_id": f"ALE/{g}-v5", "steps": steps} for g in games]}
+    if method != "none":
+        config["reset"] = {"name": method, "c": 0.8}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = [{"event": "switch", "step": i * steps, "task": g, "visit": i} for i, g in enumerate(games)]
+    rows += [{"event": "reset", "step": i * steps, "task": g} for i, g in enumerate(games) if i and method != "none"]
+    rows += [
+        {"event": "eval", "step": s, **{f"eval/{g}/return": v for g, v in values.items()}}
+        for s, values in evals.items()
+    ]
+    rows.sort(key=lambda r: r["step"])
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + tail)
+    return run_dir
+
+
+def final_evals(scores: dict[str, float], steps: int = 100, n_games: int = 3) -> dict[int, dict[str, float]]:
+    """Evaluations every 50 steps, all equal to the given scores (so final = average = the score)."""
+    return {s: dict(scores) for s in range(50, steps * n_games + 1, 50)}
+
+
+def hns(game: str, fraction: float) -> float:
+    """The raw score whose HNS is `fraction`."""
+    random, human = REFERENCE_SCORES[game]
+    return random + fraction * (human - random)
+
+
+def run_compare(*args: str) -> None:
+    main([str(a) for a in args])
+
+
+# --- statistics against hand computations ------------------------------------------------------------------------
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    scores = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])  # 2 runs x 4 tasks: middle four are 3..6
+    iqm, low, high = st.iqm_with_ci({"a": scores}, reps=200)["a"]
+    assert iqm == pytest.approx(4.5)
+    assert low <= iqm <= high
+
+
+def test_probability_of_improvement_on_constructed_cases():
+    better, worse = np.array([[5.0, 6.0], [7.0, 8.0]]), np.array([[1.0, 2.0], [3.0, 4.0]])
+    result = st.improvement_with_ci({"up": (better, worse), "down": (worse, better), "tie": (worse, worse)}, reps=200)
+    assert result["up"][0] == pytest.approx(1.0)
+    assert result["down"][0] == pytest.approx(0.0)
+    assert result["tie"][0] == pytest.approx(0.5)
+
+
+def test_bootstrap_band_contains_the_mean_and_collapses_for_identical_seeds():
+    values = np.random.default_rng(0).normal(size=(5, 12))
+    mean, low, high = st.bootstrap_band(values, reps=500, seed=1)
+    assert np.allclose(mean, values.mean(axis=0))
+    assert np.all(low <= mean) and np.all(mean <= high) and np.all(high - low > 0)
+    same = np.tile(values[:1], (4, 1))
+    mean, low, high = st.bootstrap_band(same, reps=500)
+    assert np.allclose(low, mean) and np.allclose(high, mean) and np.allclose(mean, values[0])
+    mean, low, high = st.bootstrap_band(values[:1], reps=500)  # one seed: the band is the line
+    assert np.array_equal(low, mean) and np.array_equal(high, mean)
+
+
+def test_bootstrap_band_skips_seeds_without_a_point():
+    values = np.array([[1.0, 2.0], [3.0, np.nan]])
+    mean, low, high = st.bootstrap_band(values, reps=200)
+    assert mean.tolist() == [2.0, 2.0] and low[1] == high[1] == 2.0
+
+
+def test_human_normalised_score_for_known_scores():
+    assert len(REFERENCE_SCORES) == 57
+    assert human_normalised(8503.3, "ALE/Asterix-v5") == pytest.approx(1.0)
+    assert human_normalised(210.0, "ALE/Asterix-v5") == pytest.approx(0.0)
+    assert human_normalised(363.9 + 0.5 * (16926.5 - 363.9), "BeamRiderNoFrameskip-v4") == pytest.approx(0.5)
+    assert human_normalised(1971.0 * 2 - 152.1, "ALE/DemonAttack-v5") == pytest.approx(2.0)
+    assert math.isnan(human_normalised(100.0, "ALE/Breakout-v5", {"mode": 4}))  # not the mode humans played
+    assert math.isnan(human_normalised(100.0, "ALE/Tetris-v5"))  # no reference scores: missing, not guessed
+    assert math.isnan(human_normalised(100.0, "HalfCheetah-v5"))
+
+
+def constructed_curves():
+    """Three tasks of 100 steps, evaluated every 50 steps; p already normalised."""
+    steps = np.arange(50.0, 301.0, 50.0)
+    curves = {
+        "A": (steps, np.array([0.2, 0.6, 0.5, 0.4, 0.3, 0.1])),
+        "B": (steps, np.array([0.0, 0.1, 0.5, 0.9, 0.7, 0.6])),
+        "C": (steps, np.array([0.1, 0.1, 0.2, 0.3, 0.6, 1.0])),
+    }
+    sequence = build_sequence([{"env_id": f"Toy/{t}-v0", "steps": 100} for t in "ABC"])
+    return curves, sequence
+
+
+def test_continual_world_metrics_on_a_constructed_sequence():
+    curves, sequence = constructed_curves()
+    cw = st.continual_world(curves, sequence)
+    assert {t: cw[t]["final"] for t in "ABC"} == pytest.approx({"A": 0.1, "B": 0.6, "C": 1.0})
+    assert np.mean([cw[t]["final"] for t in "ABC"]) == pytest.approx(1.7 / 3)  # average performance
+    # F_i = p_i(end of task i) - p_i(T): A 0.6 - 0.1, B 0.9 - 0.6, C (trained last) 0
+    assert {t: cw[t]["forgetting"] for t in "ABC"} == pytest.approx({"A": 0.5, "B": 0.3, "C": 0.0})
+    assert {t: cw[t]["auc"] for t in "ABC"} == pytest.approx({"A": 0.4, "B": 0.7, "C": 0.8})
+    assert st.forward_transfer(0.7, 0.5) == pytest.approx(0.4)  # (0.7 - 0.5) / (1 - 0.5)
+    assert math.isnan(st.forward_transfer(0.7, 1.0))
+
+
+def test_cora_metrics_on_a_constructed_sequence():
+    curves, sequence = constructed_curves()
+    cora = st.cora(curves, sequence)
+    # A loses 0.6 -> 0.4 while B trains and 0.4 -> 0.1 while C trains; B loses 0.9 -> 0.6 while C trains
+    assert cora["A"]["forgetting"] == pytest.approx(0.25)
+    assert cora["B"]["forgetting"] == pytest.approx(0.3)
+    assert math.isnan(cora["C"]["forgetting"]) and math.isnan(cora["A"]["zero_shot"])
+    # B gains 0.0 -> 0.1 while A trains; C gains 0.1 -> 0.1 (A) and 0.1 -> 0.3 (B)
+    assert cora["B"]["zero_shot"] == pytest.approx(0.1)
+    assert cora["C"]["zero_shot"] == pytest.approx(0.1)
+
+
+def test_value_at_takes_the_last_evaluation_at_or_before_the_step():
+    series = (np.array([50.0, 100.0]), np.array([1.0, 2.0]))
+    assert st.value_at(series, 100) == 2.0 and st.value_at(series, 99) == 1.0
+    assert math.isnan(st.value_at(series, 10)) and st.value_at(series, 10, first_before_start=True) == 1.0
+
+
+# --- whole command on written runs --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_sweep(tmp_path) -> Path:
+    """Two methods x two seeds on the three paper games; FIRE beats no-reset on every game and seed."""
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        write_run(sweep / f"none_{seed}", "none", seed, final_evals({g: hns(g, 0.1 + 0.1 * seed) for g in GAMES}))
+        write_run(sweep / f"fire_{seed}", "fire", seed, final_evals({g: hns(g, 0.5 + 0.1 * seed) for g in GAMES}))
+    return sweep
+
+
+def read_csv(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_compare_writes_every_output_with_hand_checked_numbers(small_sweep, tmp_path):
+    out = tmp_path / "out"
+    run_compare(small_sweep, "--out", out, "--reps", "200")
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    aggregate = {row["group"]: row for row in read_csv(out / "aggregate.csv")}
+    assert list(aggregate) == ["none", "fire"]  # the baseline first
+    assert float(aggregate["fire"]["iqm"]) == pytest.approx(0.55)  # HNS 0.5 (seed 0) and 0.6 (seed 1) on 3 games
+    assert float(aggregate["none"]["iqm"]) == pytest.approx(0.15)
+    assert float(aggregate["fire"]["p_improvement"]) == pytest.approx(1.0)
+    assert aggregate["fire"]["score"] == "HNS" and aggregate["fire"]["baseline"] == "none"
+    summary = [r for r in read_csv(out / "summary.csv") if r["group"] == "fire" and r["task"] == "Asterix"][0]
+    assert float(summary["final_return"]) == pytest.approx(hns("Asterix", 0.55))
+    assert float(summary["final_hns"]) == pytest.approx(0.55)
+    continual = {(r["group"], r["task"]): r for r in read_csv(out / "continual.csv")}
+    assert float(continual["fire", "all tasks"]["cw_final"]) == pytest.approx(0.55)
+    assert float(continual["fire", "Asterix"]["cw_forgetting"]) == pytest.approx(0.0)
+    report = (out / "report.md").read_text()
+    for name in OUTPUTS[1:]:
+        assert f"({name})" in report, name
+    assert "nothing skipped" in (out / "skipped.txt").read_text()
+
+
+def test_default_output_folder_and_group_by_another_key(small_sweep):
+    run_compare(small_sweep, "--group-by", "reset.c", "--reps", "50")
+    groups = [row["group"] for row in read_csv(small_sweep / "compare" / "aggregate.csv")]
+    assert groups == ["none", "c=0.8"]  # runs without a reset group are method none
+
+
+def test_forward_transfer_against_single_task_reference(tmp_path):
+    evals = {s: {"Asterix": hns("Asterix", 0.4), "BeamRider": hns("BeamRider", 0.2)} for s in (50, 100, 150, 200)}
+    write_run(tmp_path / "runs" / "fire_0", "fire", 0, evals, games=("Asterix", "BeamRider"))
+    write_run(tmp_path / "ref" / "asterix", "none", 0, {50: {"Asterix": hns("Asterix", 0.1)}}, games=("Asterix",))
+    write_run(tmp_path / "ref" / "asterix2", "none", 1, {50: {"Asterix": hns("Asterix", 0.3)}}, games=("Asterix",))
+    run_compare(tmp_path / "runs", "--reference-dir", tmp_path / "ref", "--reps", "50")
+    rows = {r["task"]: r for r in read_csv(tmp_path / "runs" / "compare" / "continual.csv")}
+    # AUC = 0.4 (both evaluations of the first visit); AUC^b = mean(0.1, 0.3) = 0.2 -> (0.4 - 0.2) / 0.8
+    assert float(rows["Asterix"]["cw_forward_transfer"]) == pytest.approx(0.25)
+    assert rows["BeamRider"]["cw_forward_transfer"] == ""  # no reference for it
+
+
+def test_paper_overlay_only_for_the_papers_tasks(tmp_path):
+    run = write_run(tmp_path / "r", "fire", 0, {50: {"Asterix": 1.0, "Pong": 2.0}}, games=("Asterix", "Pong"))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    sequence = build_sequence(config["env"]["tasks"])
+    record = RunRecord(str(run), config, "fire", sequence, read_rows_checked(run)[0])
+    assert set(eval_figure({"fire": [record]}, sequence, paper_overlay=True).overlay) == {"Asterix"}
+    assert eval_figure({"fire": [record]}, sequence, paper_overlay=False).overlay == {}
+    run_compare(tmp_path, "--paper-overlay", "--reps", "20")
+    assert PAPER_LABEL in (tmp_path / "compare" / "report.md").read_text()
+
+
+def test_wandb_history_becomes_metrics_rows():
+    sequence = build_sequence([{"env_id": "ALE/Asterix-v5", "steps": 100}, {"env_id": "ALE/Pong-v5", "steps": 100}])
+    history = [
+        {"_step": 100, "eval/Asterix/return": 5.0, "eval/Pong/return": -21.0},
+        {"_step": 120, "charts/episodic_return": 7.0},
+        {"_step": 100, "reset/sfe_total": 1.5, "plasticity/q/srank/fc1": 3},
+    ]
+    rows = rows_from_history(history, sequence)
+    assert [r["event"] for r in rows] == ["switch", "switch", "eval", "plasticity", "reset", "episode"]
+    assert rows[-1]["task"] == "Pong" and st.eval_series(rows)["Asterix"][1].tolist() == [5.0]
+
+
+# --- bad input --------------------------------------------------------------------------------------------------
+
+
+def test_partial_last_line_is_skipped_and_reported(small_sweep, tmp_path):
+    run = write_run(
+        small_sweep / "fire_2", "fire", 2, final_evals({g: hns(g, 0.7) for g in GAMES}), tail='{"event": "ev'
+    )
+    rows, problems = read_rows_checked(run)
+    assert len(problems) == 1 and "line" in problems[0] and "cut off" in problems[0]
+    assert rows[-1]["event"] == "eval"  # every complete line is used
+    out = tmp_path / "out"
+    run_compare(small_sweep, "--out", out, "--reps", "50")
+    skipped = (out / "skipped.txt").read_text()
+    assert "fire_2" in skipped and "cut off mid-line" in skipped
+    assert "cut off mid-line" in (out / "report.md").read_text()
+    assert [r["runs"] for r in read_csv(out / "aggregate.csv") if r["group"] == "fire"] == ["3"]
+
+
+def test_killed_run_is_drawn_but_left_out_of_the_tables(small_sweep, tmp_path):
+    write_run(small_sweep / "fire_9", "fire", 9, {50: {g: 0.0 for g in GAMES}})  # stopped after one evaluation
+    run_compare(small_sweep, "--out", tmp_path / "out", "--reps", "50")
+    assert "fire_9: no final evaluation" in (tmp_path / "out" / "skipped.txt").read_text()
+    assert [r["runs"] for r in read_csv(tmp_path / "out" / "aggregate.csv") if r["group"] == "fire"] == ["2"]
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_compare(tmp_path)
+    assert "no run directories" in str(exit_info.value.code) and str(tmp_path) in str(exit_info.value.code)
+
+
+def test_mismatched_task_sequences_in_one_group_are_an_error(small_sweep):
+    write_run(small_sweep / "fire_short", "fire", 5, final_evals({"Asterix": 1.0}, n_games=1), games=("Asterix",))
+    with pytest.raises(SystemExit) as exit_info:
+        run_compare(small_sweep)
+    message = str(exit_info.value.code)
+    assert "group 'fire' mixes task sequences" in message and "fire_short" in message and "Asterix(100)" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--group-by", "reset.nope"], "'reset.nope' is not a key"),
+        (["--baseline", "dash"], "--baseline 'dash' is not a group; groups: fire, none"),
+        (["--reps", "0"], "--reps must be a positive integer"),
+    ],
+)
+def test_bad_option_values_are_named(small_sweep, extra, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        run_compare(small_sweep, *extra)
+    assert expected in str(exit_info.value.code)
+
+
+def test_cli_exits_non_zero_with_one_line_naming_the_path(tmp_path):
+    missing = tmp_path / "does-not-exist"
+    result = subprocess.run(
+        [sys.executable, "-m", "fire_rl.compare", str(missing)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"fire_rl.compare: error: no such directory: {missing}"]
+
+
+# --- end to end over a tiny real sweep ----------------------------------------------------------------------------
+
+SWEEP = [
+    "-m",
+    "+reset=none,fire",
+    "seed=0,1",
+    "env.tasks.0.steps=100",
+    "env.tasks.1.steps=100",
+    "env.tasks.2.steps=100",
+    "agent.learning_starts=50",
+    "agent.buffer_size=2000",
+    "eval_every=100",
+    "eval_max_episode_steps=30",
+    "metrics_every=100",
+    "metrics_probe_size=32",
+    "log_every=100",
+    "logger.wandb_mode=disabled",
+    "logger.progress_bar=false",
+]
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory) -> Path:
+    sweep = tmp_path_factory.mktemp("sweep") / "multirun"
+    command = [sys.executable, "-m", "fire_rl.train", *SWEEP, f"hydra.sweep.dir={sweep}"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return sweep
+
+
+@pytest.mark.slow
+def test_compare_over_a_tiny_real_sweep(real_sweep):
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "fire_rl.compare", str(real_sweep), "--paper-overlay"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    print(f"compare wall time over the tiny sweep: {time.perf_counter() - started:.1f} s")
+    out = real_sweep / "compare"
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    aggregate = {row["group"]: row for row in read_csv(out / "aggregate.csv")}
+    assert set(aggregate) == {"none", "fire"} and aggregate["fire"]["runs"] == "2"
+    summary = read_csv(out / "summary.csv")
+    assert {(r["group"], r["task"]) for r in summary} == {(m, g) for m in ("none", "fire") for g in GAMES}
+    report = (out / "report.md").read_text()
+    assert "![eval_curves](eval_curves.png)" in report and "| fire | 2 | 2 | 0, 1 |" in report
