@@ -11,33 +11,42 @@ from fire_rl.config import ConfigError, check_positive
 
 @dataclass(frozen=True)
 class Task:
-    """One task: an env id, its extra make-kwargs (ALE mode/difficulty, ...), and its budget in agent steps."""
+    """One task: an env id, its extra make-kwargs (ALE mode/difficulty, ...), MuJoCo dynamics, and its budget."""
 
     env_id: str
     steps: int
     name: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    dynamics: Mapping[str, float] = field(default_factory=dict)  # MuJoCo model changes (envs/mujoco.py vocabulary)
 
 
-def task_label(env_id: str, kwargs: Mapping[str, Any]) -> str:
-    """A short readable name: 'ALE/Breakout-v5' with mode 4 -> 'Breakout-m4'."""
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def task_label(env_id: str, kwargs: Mapping[str, Any], dynamics: Mapping[str, Any] | None = None) -> str:
+    """A short readable name: 'ALE/Breakout-v5' with mode 4 -> 'Breakout-m4'; 'Ant-floor_friction0.5'."""
     base = env_id.split("/")[-1].rsplit("-v", 1)[0]
     if kwargs.get("mode") is not None:
         base += f"-m{kwargs['mode']}"
     if kwargs.get("difficulty") is not None:
         base += f"-d{kwargs['difficulty']}"
-    return base
+    # Other make-kwargs and dynamics enter the name too, so distinct tasks never share one.
+    extras = {k: v for k, v in kwargs.items() if k not in ("mode", "difficulty")} | dict(dynamics or {})
+    return base + "".join(f"-{key}{_short(value)}" for key, value in sorted(extras.items()))
 
 
 def parse_task(spec: Mapping[str, Any]) -> Task:
-    """Build a Task from a config entry {env_id, steps, name?, mode?, difficulty?, ...}."""
+    """Build a Task from a config entry {env_id, steps, name?, dynamics?, mode?, difficulty?, ...}."""
     spec = dict(spec)
     if "env_id" not in spec or "steps" not in spec:
         raise ConfigError(f"task {spec} needs both 'env_id' and 'steps'")
     env_id, steps, name = spec.pop("env_id"), spec.pop("steps"), spec.pop("name", None)
+    dynamics = dict(spec.pop("dynamics", None) or {})
     check_positive(f"steps of task {env_id}", steps)
     kwargs = {k: v for k, v in spec.items() if v is not None}
-    return Task(env_id=env_id, steps=steps, name=name or task_label(env_id, kwargs), kwargs=kwargs)
+    label = name or task_label(env_id, kwargs, dynamics)
+    return Task(env_id=env_id, steps=steps, name=label, kwargs=kwargs, dynamics=dynamics)
 
 
 @dataclass(frozen=True)

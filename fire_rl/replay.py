@@ -1,4 +1,5 @@
-"""Replay buffers. FrameReplay: Atari replay that stores each uint8 frame once and rebuilds stacks by index."""
+"""Replay buffers. FrameReplay: Atari replay that stores each uint8 frame once and rebuilds stacks by index.
+TransitionReplay: flat observations (MuJoCo), each stored once, next obs read from the following slot."""
 
 from __future__ import annotations
 
@@ -140,6 +141,123 @@ class FrameReplay:
     def load_state_dict(self, d: dict) -> None:
         """Restore from state_dict() output, copying arrays into this buffer's storage."""
         for name in (*_ARRAYS, "final"):
+            dst = getattr(self, name)
+            if np.shape(d[name]) != dst.shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {np.shape(d[name])}, this buffer has {dst.shape}")
+            np.copyto(dst, d[name])
+        self.pos, self.full = int(d["pos"]), bool(d["full"])
+        self.rng.bit_generator.state = d["rng"]
+
+
+_FLAT_ARRAYS = ("obs", "actions", "rewards", "terminated", "valid")
+
+
+class TransitionReplay:
+    """Time-major (T, E) replay of flat observations for vector envs with gymnasium 1.x next-step autoreset.
+
+    Slot (t, e) holds o_t and, once known, a_t, r_t, terminated_t; it is a transition (o_t, a_t, r_t, terminated_t,
+    o_{t+1}) when its action is known and o_t is not an episode's final obs (the step from a final obs is the
+    autoreset step). The newest slot is never valid, so o_{t+1} is always the obs that followed o_t.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        action_shape: tuple[int, ...] = (),
+        seed: int = 0,
+        action_dtype: type = np.float32,
+    ):
+        self.num_envs, self.obs_shape = num_envs, tuple(obs_shape)
+        self.T = capacity // num_envs  # slots per env; capacity counts transitions over all envs
+        if self.T < 2:
+            raise ValueError(f"capacity={capacity} gives {self.T} slots per env for num_envs={num_envs}; need 2+")
+        shape = (self.T, num_envs)
+        self.obs = np.zeros(shape + self.obs_shape, dtype=np.float32)  # np.zeros: pages are mapped lazily
+        self.actions = np.zeros(shape + tuple(action_shape), dtype=action_dtype)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.terminated = np.zeros(shape, dtype=bool)
+        self.valid = np.zeros(shape, dtype=bool)
+        self.final = np.zeros(num_envs, dtype=bool)  # the newest slot is an episode's final obs
+        self.pos = -1  # newest slot; -1 before start()
+        self.full = False  # some slot has been overwritten
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def nbytes(self) -> int:
+        """Total bytes of all storage arrays."""
+        return sum(getattr(self, name).nbytes for name in _FLAT_ARRAYS)
+
+    def start(self, obs: np.ndarray) -> None:
+        """Write the first obs of a task for every env (a task switch cuts the running episodes)."""
+        self._write(obs)
+        self.final[:] = False
+
+    def add(self, actions, rewards, terminated, truncated, next_obs: np.ndarray) -> None:
+        """Record a_t, r_t, terminated_t for the newest slot, then write next_obs as slot t+1."""
+        if self.pos < 0:
+            raise RuntimeError("TransitionReplay.add() called before start(obs)")
+        t = self.pos
+        self.actions[t] = actions
+        self.rewards[t] = rewards
+        self.terminated[t] = terminated
+        self.valid[t] = ~self.final  # the step from a final obs is the autoreset step, not a transition
+        self.final = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        self._write(next_obs)
+
+    def _write(self, obs: np.ndarray) -> None:
+        """Advance the cursor and write one obs per env; the new slot has no action yet."""
+        obs = np.asarray(obs)
+        if obs.shape != (self.num_envs, *self.obs_shape):
+            raise ValueError(f"obs must be (E, *obs_shape) = ({self.num_envs}, {self.obs_shape}), got {obs.shape}")
+        nxt = (self.pos + 1) % self.T
+        self.full = self.full or self.pos == self.T - 1
+        self.obs[nxt] = obs
+        self.valid[nxt] = False
+        self.pos = nxt
+
+    def __len__(self) -> int:
+        """Number of valid transitions."""
+        return int(self.valid.sum())
+
+    def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw n (t, e) uniformly over valid transitions by rejection (valid slots are the vast majority)."""
+        rows = self.T if self.full else self.pos + 1
+        kept, count = [np.zeros(0, dtype=np.int64)], 0
+        while count < n:
+            flat = rng.integers(0, max(rows, 1) * self.num_envs, size=2 * n + 16)
+            flat = flat[self.valid[np.divmod(flat, self.num_envs)]]
+            if flat.size == 0 and len(self) == 0:
+                raise ValueError("TransitionReplay has no valid transitions to sample")
+            kept.append(flat)
+            count += flat.size
+        return np.divmod(np.concatenate(kept)[:n], self.num_envs)
+
+    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+        """Sample a batch uniformly over valid transitions."""
+        t, e = self._draw(batch_size, self.rng)
+        return {
+            "obs": self.obs[t, e],
+            "actions": self.actions[t, e],
+            "rewards": self.rewards[t, e],
+            "terminated": self.terminated[t, e].astype(np.float32),
+            "next_obs": self.obs[(t + 1) % self.T, e],
+        }
+
+    def sample_obs(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Sample n observations uniformly over valid slots (for plasticity probes)."""
+        return self.obs[self._draw(n, self.rng if rng is None else rng)]
+
+    def state_dict(self) -> dict:
+        """Everything needed to restore exactly; arrays are returned by reference, not copied."""
+        d = {name: getattr(self, name) for name in _FLAT_ARRAYS}
+        d.update(final=self.final, pos=self.pos, full=self.full, rng=self.rng.bit_generator.state)
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore from state_dict() output, copying arrays into this buffer's storage."""
+        for name in (*_FLAT_ARRAYS, "final"):
             dst = getattr(self, name)
             if np.shape(d[name]) != dst.shape:
                 raise ValueError(f"state_dict[{name!r}] has shape {np.shape(d[name])}, this buffer has {dst.shape}")

@@ -1,16 +1,20 @@
 """Train an agent on a task sequence with a reset strategy: `python -m fire_rl.train +reset=fire`.
 
 The loop, top to bottom: build and validate everything, then for each task visit make its envs, apply the reset
-at the switch, and step/learn/evaluate/probe until the visit's budget is spent.
+at the switch, and step/learn/evaluate/probe until the visit's budget is spent. The env config's `kind` picks the
+family: atari (DQN, frame replay) or mujoco (SAC, flat replay); the loop itself is shared.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import hydra
@@ -18,16 +22,37 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from envs.atari import AtariSettings, env_record, make_env, make_vector_env, validate_tasks
+from agents.sac import LOSS_KEYS as SAC_LOSS_KEYS
+from envs import atari, mujoco
+from envs.atari import AtariSettings
+from envs.mujoco import MujocoSettings
 from envs.sequence import Task, TaskSequence, build_sequence
 from fire_rl.config import ConfigError, check_choice, check_positive
 from fire_rl.logging import WANDB_MODES, Progress, RunLogger
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.plots import plot_returns
-from fire_rl.replay import FrameReplay
+from fire_rl.replay import FrameReplay, TransitionReplay
 from fire_rl.resets.none import NoReset
+
+
+@dataclass(frozen=True)
+class Family:
+    """An env kind and the one agent family that trains on it."""
+
+    agent: str  # the agent config's `name`
+    envs: ModuleType  # make_env, make_vector_env, env_record, validate_tasks
+    settings: type
+    loss_keys: tuple[str, ...]  # what `agent.update()` returns, averaged into the `train` rows
+
+
+FAMILIES = {
+    "atari": Family("dqn", atari, AtariSettings, ("losses/td_loss",)),
+    "mujoco": Family("sac", mujoco, MujocoSettings, SAC_LOSS_KEYS),
+}
+# The paper's SAC resets treat every dense layer alike; `paper_dqn` (Linear layers back to theta0) is DQN-only.
+SAC_RESET_POLICIES = {"fire": "project_all", "shrink_perturb": "all"}
 
 
 @dataclass
@@ -36,13 +61,19 @@ class Run:
 
     cfg: DictConfig
     run_dir: Path
-    settings: AtariSettings
+    family: Family
+    settings: AtariSettings | MujocoSettings
     sequence: TaskSequence
     agent: Any
     reset: Any
     logger: RunLogger
-    replay: FrameReplay
+    replay: FrameReplay | TransitionReplay
     probe_rng: np.random.Generator = field(default_factory=np.random.default_rng)
+
+    @property
+    def steps_per_act(self) -> int:
+        """Env steps per agent decision: the MuJoCo action repeat (an Atari agent step is already one env step)."""
+        return getattr(self.settings, "action_repeat", 1)
 
 
 NAMING_KEYS = ("experiment", "agent", "env", "reset", "seed")
@@ -84,23 +115,95 @@ def build_run(cfg: DictConfig, run_dir: Path) -> Run:
     if cfg.torch_threads is not None:
         check_positive("torch_threads", cfg.torch_threads)
         torch.set_num_threads(cfg.torch_threads)
-    if cfg.agent.name != "dqn":
-        raise ConfigError(f"agent {cfg.agent.name!r} is not available for Atari task sequences; valid choices: dqn")
-    settings = AtariSettings(**cfg.env.settings)
-    sequence = build_sequence(OmegaConf.to_container(cfg.env.tasks), cfg.env.cycles)
-    num_actions = validate_tasks(sequence, settings)
-    agent = instantiate(cfg.agent, num_actions=num_actions, device=resolve_device(cfg.device), seed=cfg.seed)
+    kind = check_family(cfg)
+    family = FAMILIES[kind]
+    try:
+        settings = family.settings(**cfg.env.settings)
+    except TypeError as err:  # an unknown key
+        valid = ", ".join(f.name for f in dataclasses.fields(family.settings))
+        raise ConfigError(f"env.settings: {err}; valid keys for {kind}: {valid}") from err
+    draws = OmegaConf.to_container(cfg.env.draws) if cfg.env.get("draws") else None
+    if draws and kind != "mujoco":
+        raise ConfigError("env.draws (dynamics drawn per task) needs a MuJoCo task sequence (env.kind: mujoco)")
+    sequence = build_sequence(mujoco.draw_tasks(OmegaConf.to_container(cfg.env.tasks), draws), cfg.env.cycles)
+    agent, replay = build_learner(cfg, kind, sequence, settings)
+    resolve_reset(cfg, agent)
     reset = build_reset(cfg)
     try:
         reset.select_layers(agent)  # a `layers` pattern that matches nothing is a typo: refuse it now
     except ValueError as err:
         raise ConfigError(f"reset {cfg.reset.name!r}: {err}") from err
-    replay = FrameReplay(cfg.agent.buffer_size, cfg.agent.num_envs, stack=settings.frame_stack, seed=cfg.seed)
-    (run_dir / "env.json").write_text(json.dumps(env_record(sequence, settings), indent=2))
+    record = family.envs.env_record(sequence, settings)
+    (run_dir / "env.json").write_text(json.dumps({**record, "draws": draws} if draws else record, indent=2))
     container = OmegaConf.to_container(cfg, resolve=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     logger = RunLogger(run_dir, container, cfg.logger.wandb_mode, cfg.logger.wandb_project)
-    return Run(cfg, run_dir, settings, sequence, agent, reset, logger, replay, np.random.default_rng(cfg.seed + 1))
+    probe_rng = np.random.default_rng(cfg.seed + 1)
+    return Run(cfg, run_dir, family, settings, sequence, agent, reset, logger, replay, probe_rng)
+
+
+def check_family(cfg: DictConfig) -> str:
+    """The env kind, and that the agent is the family that trains on it."""
+    kind = cfg.env.get("kind", "atari")
+    check_choice("env.kind", kind, FAMILIES)
+    expected = FAMILIES[kind].agent
+    if cfg.agent.name != expected:
+        raise ConfigError(
+            f"agent {cfg.agent.name!r} is not available for {kind.capitalize()} task sequences; valid choices: "
+            f"{expected} (pairings: agent=dqn|dqn_paper with env=atari3; agent=sac|sac_simba with a MuJoCo env "
+            "such as env=slippery_ant or +experiment=slippery_ant)"
+        )
+    return kind
+
+
+def build_learner(cfg: DictConfig, kind: str, sequence: TaskSequence, settings) -> tuple[Any, Any]:
+    """Check the tasks against the family, then the agent sized to their spaces and its replay buffer."""
+    device, agent_cfg = resolve_device(cfg.device), cfg.agent
+    if kind == "atari":
+        with_dynamics = [task.name for task in sequence.distinct_tasks if task.dynamics]
+        if with_dynamics:
+            raise ConfigError(f"tasks {with_dynamics} set dynamics, which only MuJoCo task sequences have")
+        num_actions = atari.validate_tasks(sequence, settings)
+        agent = instantiate_agent(agent_cfg, num_actions=num_actions, device=device, seed=cfg.seed)
+        replay = FrameReplay(agent_cfg.buffer_size, agent_cfg.num_envs, stack=settings.frame_stack, seed=cfg.seed)
+        return agent, replay
+    obs_shape, action_shape = mujoco.validate_tasks(sequence, settings)
+    agent = instantiate_agent(agent_cfg, obs_dim=obs_shape[0], action_dim=action_shape[0], device=device, seed=cfg.seed)
+    replay = TransitionReplay(agent_cfg.buffer_size, agent_cfg.num_envs, obs_shape, action_shape, seed=cfg.seed)
+    return agent, replay
+
+
+def instantiate_agent(agent_cfg: DictConfig, **kwargs: Any) -> Any:
+    """Hydra instantiation with the agent's own ConfigError (Hydra wraps it) passed through as is."""
+    try:
+        return instantiate(agent_cfg, **kwargs)
+    except Exception as err:
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise
+
+
+def resolve_reset(cfg: DictConfig, agent: Any) -> None:
+    """Settle what the opt-in reset config cannot know; written into cfg so config.yaml shows what ran.
+
+    An experiment preset's `reset_at_steps` join the reset's `at_steps` (a preset cannot edit a group the user adds
+    later with `+reset=`). Under SAC, FIRE's DQN-only `paper_dqn` policy becomes the paper's SAC mode (every dense
+    kernel projected: `project_all`), since SAC has no conv encoder to treat apart.
+    """
+    if "reset" not in cfg or cfg.reset is None:
+        return
+    with open_dict(cfg):
+        extra = cfg.get("reset_at_steps") or []
+        if extra and "at_steps" in cfg.reset:
+            at_steps = cfg.reset.at_steps
+            at_steps = [at_steps] if isinstance(at_steps, int) else list(at_steps)
+            cfg.reset.at_steps = sorted({int(s) for s in [*at_steps, *extra]})
+        if not agent.discrete and cfg.reset.get("policy") == "paper_dqn":
+            name = cfg.reset.get("name")
+            if name not in SAC_RESET_POLICIES:
+                raise ConfigError(f"reset {name!r}: policy paper_dqn is DQN-only; choose another policy for SAC")
+            cfg.reset.policy = SAC_RESET_POLICIES[name]
+            print(f"fire_rl: SAC agent: reset.policy paper_dqn -> {cfg.reset.policy} (the paper's SAC mode)")
 
 
 def build_reset(cfg: DictConfig):
@@ -141,11 +244,11 @@ def apply_reset(run: Run, step: int, task: Task, reason: str) -> None:
 
 
 def evaluate(run: Run, step: int) -> None:
-    """Near-greedy episodes on EVERY task of the sequence, so forgetting shows; raw game scores."""
+    """Greedy (Atari: near-greedy) episodes on EVERY task of the sequence, so forgetting shows; raw returns."""
     cfg, values = run.cfg, {}
-    settings = AtariSettings(**{**cfg.env.settings, "max_episode_steps": cfg.eval_max_episode_steps})
+    settings = dataclasses.replace(run.settings, max_episode_steps=cfg.eval_max_episode_steps)
     for task in run.sequence.distinct_tasks:
-        env, returns = make_env(task, settings), []
+        env, returns = run.family.envs.make_env(task, settings), []  # the task's own dynamics
         for episode in range(cfg.eval_episodes):
             obs, _ = env.reset(seed=cfg.seed + 100_000 + episode)
             done, total = False, 0.0
@@ -157,6 +260,14 @@ def evaluate(run: Run, step: int) -> None:
         env.close()
         values[f"eval/{task.name}/return"] = float(np.mean(returns))
     run.logger.log("eval", step, **values)
+
+
+def switch_values(run: Run, task: Task, envs) -> dict[str, Any]:
+    """What the switch row records: Atari mode/difficulty; MuJoCo make-kwargs and every dynamics value in force."""
+    if run.family.envs is not mujoco:
+        return dict(task.kwargs)
+    in_force = mujoco.dynamics_in_force(envs.envs[0], task.dynamics)
+    return {**{f"task/{k}": v for k, v in task.kwargs.items()}, **{f"task/{k}": v for k, v in in_force.items()}}
 
 
 class EpisodeTracker:
@@ -182,15 +293,17 @@ class EpisodeTracker:
 
 def train(run: Run) -> None:
     cfg, agent, replay, logger = run.cfg, run.agent, run.replay, run.logger
-    num_envs, step, update_credit, losses = cfg.agent.num_envs, 0, 0.0, []
+    num_envs, step, update_credit = cfg.agent.num_envs, 0, 0.0
+    stride = num_envs * run.steps_per_act  # env steps per vector step (action repeat counts: budgets are env steps)
+    losses: dict[str, list[float]] = defaultdict(list)
     progress = Progress(run.sequence.total_steps, cfg.logger.progress_bar)
     started = time.perf_counter()
     for visit, task in enumerate(run.sequence.visits):
         # --- task switch: new envs, then the reset (before any step on the new task) ---
-        envs = make_vector_env(task, run.settings, num_envs)
+        envs = run.family.envs.make_vector_env(task, run.settings, num_envs)
         obs, _ = envs.reset(seed=cfg.seed + 1_000 * visit)
         replay.start(obs)
-        logger.log("switch", step, task=task.name, visit=visit, env_id=task.env_id, **dict(task.kwargs))
+        logger.log("switch", step, task=task.name, visit=visit, env_id=task.env_id, **switch_values(run, task, envs))
         if visit > 0 and run.reset.due(step, step, switched=True):
             apply_reset(run, step, task, "switch")
             plot_returns(run.run_dir)
@@ -201,20 +314,18 @@ def train(run: Run) -> None:
             next_obs, rewards, terminated, truncated, _ = envs.step(actions)
             replay.add(actions, rewards, terminated, truncated, next_obs)
             for episodic_return, length in tracker.step(rewards, terminated | truncated):
-                logger.log(
-                    "episode",
-                    step,
-                    task=task.name,
-                    **{"charts/episodic_return": episodic_return, "charts/episodic_length": length},
-                )
+                length *= run.steps_per_act  # in env steps, like every count
+                episode = {"charts/episodic_return": episodic_return, "charts/episodic_length": length}
+                logger.log("episode", step, task=task.name, **episode)
                 progress.episode(episodic_return)
-            obs, prev_step, step = next_obs, step, step + num_envs
-            progress.advance(num_envs, task.name)
-            # --- learn: updates_per_env_step gradient steps per agent step, on average ---
+            obs, prev_step, step = next_obs, step, step + stride
+            progress.advance(stride, task.name)
+            # --- learn: updates_per_env_step gradient steps per env step, on average ---
             if step > agent.learning_starts:
-                update_credit += num_envs * cfg.agent.updates_per_env_step
+                update_credit += stride * cfg.agent.updates_per_env_step
                 while update_credit >= 1.0:
-                    losses.append(agent.update(replay.sample(cfg.agent.batch_size), step)["losses/td_loss"])
+                    for key, value in agent.update(replay.sample(cfg.agent.batch_size), step).items():
+                        losses[key].append(value)
                     update_credit -= 1.0
             # --- scheduled resets, evaluation, probes, throughput ---
             if run.reset.due(prev_step, step, switched=False):
@@ -224,21 +335,21 @@ def train(run: Run) -> None:
             if crossed(prev_step, step, cfg.metrics_every):
                 probe_metrics(run, step, "periodic")
             if crossed(prev_step, step, cfg.log_every):
-                logger.log(
-                    "train",
-                    step,
-                    task=task.name,
-                    **{
-                        "losses/td_loss": float(np.mean(losses)) if losses else None,
-                        "charts/epsilon": agent.epsilon(step),
-                        "charts/sps": step / (time.perf_counter() - started),
-                        "charts/replay_size": len(replay),
-                    },
-                )
-                losses = []
+                log_train(run, step, task, losses, started)
+                losses.clear()
         envs.close()
     progress.close()
     plot_returns(run.run_dir)
+
+
+def log_train(run: Run, step: int, task: Task, losses: dict[str, list[float]], started: float) -> None:
+    """One `train` row: mean losses since the last row (None before learning), exploration, throughput."""
+    values = {key: float(np.mean(losses[key])) if losses.get(key) else None for key in run.family.loss_keys}
+    if run.agent.discrete:
+        values["charts/epsilon"] = run.agent.epsilon(step)
+    values["charts/sps"] = step / (time.perf_counter() - started)
+    values["charts/replay_size"] = len(run.replay)
+    run.logger.log("train", step, task=task.name, **values)
 
 
 def crossed(prev_step: int, step: int, every: int) -> bool:

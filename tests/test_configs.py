@@ -9,27 +9,53 @@ from conftest import CONFIG_DIR, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from envs.atari import AtariSettings, validate_tasks
+from envs import atari, mujoco
 from envs.sequence import build_sequence
 from fire_rl.resets.base import ResetStrategy
-from fire_rl.train import build_reset
+from fire_rl.train import FAMILIES, build_reset, check_family
 
 GROUP_FILES = sorted(p for p in Path(CONFIG_DIR).glob("*/*.yaml") if p.parent.name not in ("hydra", "experiment"))
+EXPERIMENT_FILES = sorted(Path(CONFIG_DIR, "experiment").glob("*.yaml"))
+# Each agent family trains on one env kind, so an agent or env file is composed with a partner of the other group.
+PARTNERS = {"dqn": "env=atari3", "sac": "env=halfcheetah_gravity", "atari": "agent=dqn", "mujoco": "agent=sac"}
 
 
-def _override(path: Path) -> str:
-    group = path.parent.name
-    return f"+{group}={path.stem}" if group == "reset" else f"{group}={path.stem}"
+def _overrides(path: Path) -> list[str]:
+    group, own = path.parent.name, f"{path.parent.name}={path.stem}"
+    if group in ("reset", "experiment"):
+        return [f"+{own}"]
+    cfg = compose_cfg([own])
+    kind = cfg.env.get("kind", "atari")
+    if FAMILIES[kind].agent == cfg.agent.name:
+        return [own]
+    return [own, PARTNERS[cfg.agent.name] if group == "agent" else PARTNERS[kind]]
 
 
-@pytest.mark.parametrize("path", GROUP_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def _agent_for_tasks(cfg):
+    """Validate the task sequence and instantiate the agent for its spaces, as the training loop does."""
+    kind = check_family(cfg)
+    settings = FAMILIES[kind].settings(**cfg.env.settings)
+    draws = OmegaConf.to_container(cfg.env.draws) if cfg.env.get("draws") else None
+    sequence = build_sequence(mujoco.draw_tasks(OmegaConf.to_container(cfg.env.tasks), draws), cfg.env.cycles)
+    if kind == "atari":
+        num_actions = atari.validate_tasks(sequence, settings)
+        assert num_actions == 18
+        agent = instantiate(cfg.agent, num_actions=num_actions, device="cpu", seed=0)
+        assert agent.num_actions == 18
+        return agent
+    obs_shape, action_shape = mujoco.validate_tasks(sequence, settings)
+    agent = instantiate(cfg.agent, obs_dim=obs_shape[0], action_dim=action_shape[0], device="cpu", seed=0)
+    assert agent.action_dim == action_shape[0] and not agent.discrete
+    return agent
+
+
+@pytest.mark.parametrize("path", GROUP_FILES + EXPERIMENT_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_config_file_composes_and_instantiates(path):
-    cfg = compose_cfg([_override(path)])
-    agent = instantiate(cfg.agent, num_actions=18, device="cpu", seed=0)
-    assert agent.num_actions == 18
-    sequence = build_sequence(OmegaConf.to_container(cfg.env.tasks), cfg.env.cycles)
-    assert validate_tasks(sequence, AtariSettings(**cfg.env.settings)) == 18
-    assert isinstance(build_reset(cfg), ResetStrategy)
+    cfg = compose_cfg(_overrides(path))
+    agent = _agent_for_tasks(cfg)
+    reset = build_reset(cfg)
+    assert isinstance(reset, ResetStrategy)
+    reset.select_layers(agent)
     assert cfg.logger.wandb_mode in ("offline", "online", "disabled")
 
 

@@ -17,6 +17,8 @@ OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched", "agent")
 BatchSource = Callable[[], dict]
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 LAYER_TYPE_NAMES = {"conv": nn.Conv2d, "linear": nn.Linear}
+# Normalisation layers: only strategies that move EVERY parameter (full reset, S&P in the paper's SAC code) touch them.
+NORM_TYPES = (nn.LayerNorm,)
 
 
 class ResettableAgent(Protocol):
@@ -69,6 +71,8 @@ class ResetStrategy:
 
     # The agent's after_reset() re-syncs target networks etc.; strategies that keep the function (ReDo) skip it.
     calls_after_reset: bool = True
+    # Full reset and S&P move every parameter, LayerNorm scale/bias included (fire-paper.md 2.2); FIRE keeps norms.
+    touches_norms: bool = False
 
     def __init__(
         self,
@@ -109,10 +113,12 @@ class ResetStrategy:
         selected: dict[str, list[tuple[str, nn.Module]]] = {}
         all_names: list[str] = []
         used: set[str] = set()
+        # Norm layers join only when no layer_types filter is given: `layer_types: [linear]` means Linear only.
+        types = self._types + (NORM_TYPES if self.touches_norms and self.layer_types is None else ())
         for net_name, (net, _) in agent.networks().items():
             chosen = []
-            for name, module in named_layers(net):
-                if not isinstance(module, self._types):
+            for name, module in net.named_modules():
+                if not isinstance(module, types):
                     continue
                 all_names.append(name)
                 hits = [p for p in self.layers or [] if fnmatch.fnmatchcase(name, p)]
@@ -178,12 +184,11 @@ def layer_logs(
     from fire_rl.resets.fire import deviation_from_isometry
 
     full = _sq_dist(pre, theta0)
-    return {
-        f"{prefix}/sfe": sfe,
-        f"{prefix}/sfe_normalised": sfe / full if full > 0 else math.nan,
-        f"{prefix}/dfi_before": deviation_from_isometry(pre["weight"]),
-        f"{prefix}/dfi_after": deviation_from_isometry(module.weight.detach()),
-    }
+    out = {f"{prefix}/sfe": sfe, f"{prefix}/sfe_normalised": sfe / full if full > 0 else math.nan}
+    if pre["weight"].dim() >= 2:  # DfI is a matrix measure; a LayerNorm scale is a vector
+        out[f"{prefix}/dfi_before"] = deviation_from_isometry(pre["weight"])
+        out[f"{prefix}/dfi_after"] = deviation_from_isometry(module.weight.detach())
+    return out
 
 
 def summary_logs(sfe_total: float, touched: list[str], step: int, start: float) -> dict[str, float]:

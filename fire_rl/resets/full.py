@@ -13,6 +13,8 @@ class FullReset(ResetStrategy):
     Weights and biases <- theta0 exactly; Adam state kept by default, as the authors' DQN does.
     """
 
+    touches_norms = True  # the paper's SAC full reset rebuilds the whole network, LayerNorm included
+
     def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
         """Copy theta0 into the layer."""
         module.weight.copy_(theta0["weight"])

@@ -21,6 +21,8 @@ class ShrinkPerturb(ResetStrategy):
     (SR-DQN style, fire-paper.md 2.1); policy="all" (default) treats every selected layer alike.
     """
 
+    touches_norms = True  # the paper's SAC S&P interpolates every parameter, LayerNorm included
+
     def __init__(
         self, c: float = 0.8, noise: str = "theta0", noise_scale: float = 0.01, policy: str = "all", **kwargs
     ) -> None:
@@ -41,7 +43,8 @@ class ShrinkPerturb(ResetStrategy):
         for key, p in (("weight", module.weight), ("bias", module.bias)):
             if p is None:
                 continue
-            if self.noise == "theta0":
+            # A LayerNorm's initialiser is deterministic (ones, zeros): its "fresh draw" is theta0 itself.
+            if self.noise == "theta0" or isinstance(module, nn.LayerNorm):
                 p.copy_((1 - c) * p + c * theta0[key])
             elif key == "weight":
                 eps = nn.init.xavier_uniform_(torch.empty_like(p))

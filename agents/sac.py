@@ -1,0 +1,294 @@
+"""SAC (Haarnoja et al. 2018): twin critics, Polyak targets, learned temperature. Two network presets:
+`mlp` (CleanRL's 2x256 ReLU trunks) and `simba` (the FIRE paper's SimBa-SAC, fire-paper.md section 4).
+
+Update order follows the paper's code: actor, then temperature, then critic (with the updated actor and alpha),
+then the Polyak target. Actions live in [-1, 1]^d; the env wrapper rescales them to the env's bounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
+from fire_rl.config import ConfigError, check_choice, check_positive
+
+NETWORKS = ("mlp", "simba")
+LOSS_KEYS = ("losses/actor", "losses/critic", "losses/temperature", "losses/alpha", "losses/entropy")
+
+
+def make_encoder(network: str, in_dim: int, hidden: int, blocks: int) -> nn.Module:
+    """The trunk of either preset: `blocks` hidden layers (mlp) or residual blocks (simba)."""
+    return MLPEncoder(in_dim, hidden, blocks) if network == "mlp" else SimbaEncoder(in_dim, hidden, blocks)
+
+
+def head(network: str, in_dim: int, out_dim: int) -> nn.Linear:
+    """Output layer: SimBa initialises it orthogonally; CleanRL keeps PyTorch's default."""
+    return orthogonal_linear(in_dim, out_dim) if network == "simba" else nn.Linear(in_dim, out_dim)
+
+
+class Actor(nn.Module):
+    """Tanh-squashed diagonal Gaussian policy; log-std squashed into [log_std_min, log_std_max]."""
+
+    def __init__(self, network: str, obs_dim: int, action_dim: int, hidden: int, blocks: int, log_std_range):
+        super().__init__()
+        self.encoder = make_encoder(network, obs_dim, hidden, blocks)
+        self.mean, self.log_std = head(network, hidden, action_dim), head(network, hidden, action_dim)
+        self.log_std_min, self.log_std_max = log_std_range
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(mean, log_std, encoder features) of the pre-squash Gaussian."""
+        features = self.encoder.features(obs)
+        x = next(reversed(features.values()))
+        squashed = (torch.tanh(self.log_std(x)) + 1) / 2
+        return self.mean(x), self.log_std_min + (self.log_std_max - self.log_std_min) * squashed, features
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action and its log-probability under the squashed Gaussian."""
+        mean, log_std, _ = self(obs)
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        log_prob = torch.distributions.Normal(mean, log_std.exp()).log_prob(u)
+        # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), stable for large |u|
+        log_prob = log_prob - 2 * (math.log(2) - u - F.softplus(-2 * u))
+        return torch.tanh(u), log_prob.sum(-1)
+
+
+class QHead(nn.Module):
+    """One Q-function: trunk on concat(obs, action), scalar output."""
+
+    def __init__(self, network: str, in_dim: int, hidden: int, blocks: int):
+        super().__init__()
+        self.encoder = make_encoder(network, in_dim, hidden, blocks)
+        self.out = head(network, hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        features = self.encoder.features(x)
+        return self.out(next(reversed(features.values()))).squeeze(-1), features
+
+
+class Critic(nn.Module):
+    """Twin Q-heads (clipped double-Q); both live in this one module, so resets and optimizers see them together."""
+
+    def __init__(self, network: str, obs_dim: int, action_dim: int, hidden: int, blocks: int):
+        super().__init__()
+        self.q1 = QHead(network, obs_dim + action_dim, hidden, blocks)
+        self.q2 = QHead(network, obs_dim + action_dim, hidden, blocks)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, action], dim=-1)
+        return self.q1(x)[0], self.q2(x)[0]
+
+    def features(self, obs: torch.Tensor, action: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of both heads, keyed q1.<layer> / q2.<layer>."""
+        x = torch.cat([obs, action], dim=-1)
+        return {f"{q}.{k}": v for q in ("q1", "q2") for k, v in getattr(self, q)(x)[1].items()}
+
+
+def linear_weights(net: nn.Module) -> dict[str, torch.Tensor]:
+    """Every Linear weight by module name (for the weight-norm metrics)."""
+    return {name: m.weight for name, m in net.named_modules() if isinstance(m, nn.Linear)}
+
+
+class SACAgent:
+    """SAC behind the agent contract; `after_reset()` applies the paper's SAC reset semantics (fire-paper.md 1.6)."""
+
+    discrete = False
+    default_reset_optimizer = "clear_all"  # after_reset rebuilds every optimizer anyway (the paper's SAC resets)
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        *,
+        network: str = "mlp",
+        actor_hidden: int = 256,
+        actor_blocks: int = 2,
+        critic_hidden: int = 256,
+        critic_blocks: int = 2,
+        obs_norm: bool = False,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        actor_lr: float = 3e-4,
+        critic_lr: float = 1e-3,
+        temperature_lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        init_temperature: float = 1.0,
+        target_entropy_scale: float = -1.0,
+        log_std_min: float = -5.0,
+        log_std_max: float = 2.0,
+        batch_size: int = 256,
+        learning_starts: int = 5_000,
+        **loop_settings: Any,  # num_envs, buffer_size, updates_per_env_step are read by the training loop
+    ):
+        check_choice("agent.network", network, NETWORKS)
+        sizes = dict(
+            actor_hidden=actor_hidden,
+            actor_blocks=actor_blocks,
+            critic_hidden=critic_hidden,
+            critic_blocks=critic_blocks,
+            batch_size=batch_size,
+        )
+        rates = dict(actor_lr=actor_lr, critic_lr=critic_lr, temperature_lr=temperature_lr)
+        for name, value in {**sizes, **rates, "init_temperature": init_temperature}.items():
+            check_positive(f"agent.{name}", value)
+        check_positive("agent.learning_starts", learning_starts, allow_zero=True)
+        if not 0 < tau <= 1 or not 0 <= gamma <= 1:
+            raise ConfigError(f"agent.tau must be in (0, 1] and agent.gamma in [0, 1], got {tau} and {gamma}")
+        self.device, self.action_dim = torch.device(device), action_dim
+        self.gamma, self.tau, self.learning_starts, self.batch_size = gamma, tau, learning_starts, batch_size
+        self.lrs, self.weight_decay = (actor_lr, critic_lr, temperature_lr), weight_decay
+        self.init_temperature = init_temperature
+        self.target_entropy = target_entropy_scale * action_dim
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        log_std_range = (log_std_min, log_std_max)
+        self.actor = Actor(network, obs_dim, action_dim, actor_hidden, actor_blocks, log_std_range).to(self.device)
+        self.critic = Critic(network, obs_dim, action_dim, critic_hidden, critic_blocks).to(self.device)
+        self.target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.obs_norm = RunningNorm(obs_dim, enabled=obs_norm).to(self.device)
+        self.log_alpha = torch.tensor(math.log(init_temperature), device=self.device, requires_grad=True)
+        self.theta0 = {name: _clone(net.state_dict()) for name, net in (("actor", self.actor), ("critic", self.critic))}
+        self._build_optimizers()
+
+    def _build_optimizers(self) -> None:
+        """Fresh AdamW states; weight decay on actor and critic only (the temperature has none)."""
+        actor_lr, critic_lr, temperature_lr = self.lrs
+        wd = self.weight_decay
+        self.actor_opt = torch.optim.AdamW(self.actor.parameters(), lr=actor_lr, weight_decay=wd)
+        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=critic_lr, weight_decay=wd)
+        self.temperature_opt = torch.optim.AdamW([self.log_alpha], lr=temperature_lr, weight_decay=0.0)
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha.detach().exp())
+
+    # --- acting -----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, step: int, explore: bool = True) -> np.ndarray:
+        """Uniform random before learning_starts, then a sampled action; tanh(mean) when explore=False."""
+        obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+        if explore:
+            self.obs_norm.update(obs_t)  # SimBa's statistics follow every training-time observation
+            if step < self.learning_starts:
+                return self.rng.uniform(-1.0, 1.0, size=(len(obs), self.action_dim)).astype(np.float32)
+        mean, log_std, _ = self.actor(self.obs_norm(obs_t))
+        if explore:
+            mean = mean + log_std.exp() * torch.randn_like(mean)
+        return torch.tanh(mean).cpu().numpy()
+
+    # --- learning ---------------------------------------------------------------------------------------------
+    def _tensors(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+        """Batch arrays as float tensors, observations normalised with the current statistics."""
+        obs, actions, rewards, next_obs, terminated = (
+            torch.as_tensor(batch[k], dtype=torch.float32, device=self.device)
+            for k in ("obs", "actions", "rewards", "next_obs", "terminated")
+        )
+        return self.obs_norm(obs), actions, rewards, self.obs_norm(next_obs), terminated
+
+    def _actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        action, log_prob = self.actor.sample(obs)
+        q1, q2 = self.critic(obs, action)
+        return (self.log_alpha.exp().detach() * log_prob - torch.min(q1, q2)).mean(), log_prob
+
+    def _critic_loss(self, obs, actions, rewards, next_obs, terminated: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor.sample(next_obs)
+            q1_next, q2_next = self.target(next_obs, next_action)
+            soft_value = torch.min(q1_next, q2_next) - self.log_alpha.exp() * next_log_prob
+            # Only true terminations stop the bootstrap; time-limit truncations are bootstrapped.
+            target = rewards + self.gamma * (1.0 - terminated) * soft_value
+        q1, q2 = self.critic(obs, actions)
+        return 0.5 * (F.mse_loss(q1, target) + F.mse_loss(q2, target))  # mean over heads, as the paper's code
+
+    def losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Differentiable actor and critic losses on a batch (gradient-aware resets such as DASH use them)."""
+        obs, actions, rewards, next_obs, terminated = self._tensors(batch)
+        return {
+            "actor": self._actor_loss(obs)[0],
+            "critic": self._critic_loss(obs, actions, rewards, next_obs, terminated),
+        }
+
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
+        """One SAC step: actor, temperature, critic, Polyak target."""
+        obs, actions, rewards, next_obs, terminated = self._tensors(batch)
+        actor_loss, log_prob = self._actor_loss(obs)
+        _step(self.actor_opt, actor_loss, list(self.actor.parameters()))
+        entropy = -log_prob.detach().mean()
+        temperature_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
+        _step(self.temperature_opt, temperature_loss, [self.log_alpha])
+        critic_loss = self._critic_loss(obs, actions, rewards, next_obs, terminated)
+        _step(self.critic_opt, critic_loss, list(self.critic.parameters()))
+        with torch.no_grad():
+            for target, online in zip(self.target.parameters(), self.critic.parameters(), strict=True):
+                target.lerp_(online, self.tau)
+        values = (actor_loss.item(), critic_loss.item(), temperature_loss.item(), self.alpha, entropy.item())
+        return dict(zip(LOSS_KEYS, values, strict=True))
+
+    # --- what resets and metrics see --------------------------------------------------------------------------
+    def networks(self) -> dict[str, tuple[nn.Module, torch.optim.Optimizer]]:
+        return {"actor": (self.actor, self.actor_opt), "critic": (self.critic, self.critic_opt)}
+
+    def initial_params(self) -> dict[str, dict[str, torch.Tensor]]:
+        return self.theta0
+
+    def after_reset(self) -> None:
+        """The paper's SAC semantics after any weight transform: target <- critic, alpha <- initial, fresh AdamW."""
+        self.target.load_state_dict(self.critic.state_dict())
+        with torch.no_grad():
+            self.log_alpha.fill_(math.log(self.init_temperature))
+        self._build_optimizers()
+
+    @torch.no_grad()
+    def probe(self, batch_obs: np.ndarray) -> dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+        """{net: (features, weights)} on normalised observations; the critic at the actor's deterministic action."""
+        obs = self.obs_norm(torch.as_tensor(np.asarray(batch_obs), dtype=torch.float32, device=self.device))
+        mean, _, actor_features = self.actor(obs)
+        critic_features = self.critic.features(obs, torch.tanh(mean))
+        return {
+            "actor": (actor_features, linear_weights(self.actor)),
+            "critic": (critic_features, linear_weights(self.critic)),
+        }
+
+    # --- checkpoints --------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target": self.target.state_dict(),
+            "obs_norm": self.obs_norm.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "theta0": self.theta0,
+            "optimizers": [opt.state_dict() for opt in (self.actor_opt, self.critic_opt, self.temperature_opt)],
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic", "target", "obs_norm"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.theta0 = state["theta0"]
+        for opt, opt_state in zip(
+            (self.actor_opt, self.critic_opt, self.temperature_opt), state["optimizers"], strict=True
+        ):
+            opt.load_state_dict(opt_state)
+        self.rng.bit_generator.state = state["rng"]
+
+
+def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+    """Backward into `params` only (the actor loss must not leave gradients in the critic), then step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=params)
+    optimizer.step()
+
+
+def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}

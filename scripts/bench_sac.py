@@ -1,0 +1,76 @@
+"""Env steps/s of SAC on HalfCheetah-v5 with each network preset (CleanRL MLP vs the paper's SimBa), same run.
+
+One update per env step at batch 256, as in training: act, env step, store, update. Each preset first fills the
+replay with random steps and runs a few untimed updates, then the timed budget. Prints steps/s and the ratio.
+
+    OMP_NUM_THREADS=1 python scripts/bench_sac.py --steps 200 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+
+from agents.sac import SACAgent
+from envs.mujoco import MujocoSettings, make_vector_env
+from envs.sequence import build_sequence
+from fire_rl.replay import TransitionReplay
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+
+
+def preset(name: str) -> dict:
+    """The agent config file's learner settings (configs/agent/<name>.yaml)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"agent={name}", "env=halfcheetah_gravity"])
+    return {k: v for k, v in cfg.agent.items() if k != "_target_"}
+
+
+def env_steps_per_second(name: str, steps: int, warmup: int, seed: int = 0) -> float:
+    """Timed act/step/store/update loop after `warmup` random steps and 5 untimed updates."""
+    task = build_sequence([{"env_id": "HalfCheetah-v5", "steps": steps}]).visits[0]
+    envs = make_vector_env(task, MujocoSettings(), 1)
+    options = {**preset(name), "learning_starts": 0}
+    agent = SACAgent(17, 6, seed=seed, **options)
+    replay = TransitionReplay(warmup + steps + 10, 1, (17,), (6,), seed=seed)
+    obs, _ = envs.reset(seed=seed)
+    replay.start(obs)
+    rng = np.random.default_rng(seed)
+    for _ in range(warmup):
+        actions = rng.uniform(-1, 1, (1, 6)).astype(np.float32)
+        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        replay.add(actions, rewards, terminated, truncated, obs)
+    for i in range(5):
+        agent.update(replay.sample(options["batch_size"]), i)
+    start = time.perf_counter()
+    for step in range(steps):
+        actions = agent.act(obs, step)
+        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        replay.add(actions, rewards, terminated, truncated, obs)
+        agent.update(replay.sample(options["batch_size"]), step)  # updates_per_env_step = 1
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200, help="timed env steps per preset")
+    parser.add_argument("--warmup", type=int, default=1_000, help="random env steps before timing")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch 256, 1 update per env step")
+    rates = {name: env_steps_per_second(name, args.steps, args.warmup) for name in ("sac", "sac_simba")}
+    for name, rate in rates.items():
+        print(f"{name:10s} ({preset(name)['network']:5s}): {rate:8.2f} env steps/s over {args.steps} steps")
+    ratio = rates["sac_simba"] / rates["sac"]
+    print(f"ratio sac_simba / sac: {ratio:.3f} (the MLP preset is {1 / ratio:.1f}x faster)")
+
+
+if __name__ == "__main__":
+    main()
