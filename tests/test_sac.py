@@ -192,8 +192,6 @@ def test_full_reset_returns_dense_layers_to_theta0(preset, replay):
         torch.testing.assert_close(layer.weight, theta0[net][f"{name}.weight"])
 
 
-
-
 def test_shrink_perturb_interpolates_layernorm_too(replay):
     """The paper's SAC S&P moves EVERY parameter, LayerNorm scale and bias included, 80% toward theta0."""
     agent = trained("simba", replay, updates=20)
