@@ -30,12 +30,31 @@ class RunLogger:
     Every row has `event` (what produced it), `step` (agent steps) and `time_s` (seconds since the run started).
     """
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], wandb_mode: str = "offline", project: str = "fire_rl"):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: dict[str, Any],
+        wandb_mode: str = "offline",
+        project: str = "fire_rl",
+        wandb_id: str | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.start = time.perf_counter()
         self._file = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._wandb = _start_wandb(self.run_dir, config, wandb_mode, project)
+        self._wandb = _start_wandb(self.run_dir, config, wandb_mode, project, wandb_id)
+
+    @property
+    def wandb_id(self) -> str | None:
+        return None if self._wandb is None else self._wandb.id
+
+    def position(self) -> dict[str, float]:
+        """Where the metrics file ends and how long the run has been going: what a checkpoint records."""
+        return {"offset": self._file.tell(), "elapsed_s": time.perf_counter() - self.start}
+
+    def continue_from(self, elapsed_s: float) -> None:
+        """Keep `time_s` counting from a checkpoint's elapsed time after a resume."""
+        self.start = time.perf_counter() - elapsed_s
 
     def log(self, event: str, step: int, **values: Any) -> None:
         """Append one row and flush it, so a kill never loses rows already logged."""
@@ -53,15 +72,31 @@ class RunLogger:
             self._wandb.finish()
 
 
-def _start_wandb(run_dir: Path, config: dict[str, Any], mode: str, project: str):
-    """A wandb run inside the run directory; falls back to offline, then to none, rather than crash."""
+def truncate_metrics(run_dir: Path, offset: int) -> None:
+    """Drop rows written after a checkpoint, so a resumed run neither duplicates nor misses a row."""
+    path = Path(run_dir) / METRICS_FILE
+    if path.exists() and path.stat().st_size > offset:
+        with open(path, "r+b") as f:
+            f.truncate(offset)
+
+
+def _start_wandb(run_dir: Path, config: dict[str, Any], mode: str, project: str, run_id: str | None):
+    """A wandb run inside the run directory (the same one again on resume); falls back to offline, then none."""
     if mode == "disabled":
         return None
     import wandb
 
     for attempt in (mode, "offline"):
         try:
-            return wandb.init(project=project, config=config, dir=str(run_dir), mode=attempt, reinit="create_new")
+            return wandb.init(
+                project=project,
+                config=config,
+                dir=str(run_dir),
+                mode=attempt,
+                reinit="create_new",
+                id=run_id,
+                resume="allow" if run_id else None,
+            )
         except Exception as err:  # wandb raises many types when offline or misconfigured
             warnings.warn(f"wandb mode {attempt!r} failed ({err}); continuing", stacklevel=2)
     return None
@@ -70,8 +105,16 @@ def _start_wandb(run_dir: Path, config: dict[str, Any], mode: str, project: str)
 class Progress:
     """A tqdm bar over agent steps showing the current task, steps/s and the mean of recent episode returns."""
 
-    def __init__(self, total_steps: int, enabled: bool = True):
-        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, disable=not enabled, file=sys.stderr)
+    def __init__(self, total_steps: int, enabled: bool = True, initial: int = 0):
+        self.bar = tqdm(
+            total=total_steps,
+            initial=initial,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not enabled,
+            file=sys.stderr,
+            mininterval=1.0,
+        )
         self.returns: deque[float] = deque(maxlen=10)
         self.task = ""
 

@@ -8,7 +8,31 @@ import numpy as np
 _ARRAYS = ("frames", "actions", "rewards", "terminated", "episode_start", "valid")
 
 
-class FrameReplay:
+class _SavedState:
+    """Checkpoint state shared by both buffers: before the first wrap only the rows written so far are saved."""
+
+    _arrays: tuple[str, ...]
+
+    def state_dict(self) -> dict:
+        """Everything needed to restore exactly; arrays are views (no copy) of the written rows."""
+        rows = None if self.full else self.pos + 1
+        d = {name: getattr(self, name)[:rows] for name in self._arrays}
+        d.update(final=self.final, pos=self.pos, full=self.full, rng=self.rng.bit_generator.state)
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore from state_dict() output, copying arrays into this buffer's storage."""
+        for name in (*self._arrays, "final"):
+            dst, src = getattr(self, name), np.asarray(d[name])
+            if src.shape[1:] != dst.shape[1:] or len(src) > len(dst):
+                raise ValueError(f"state_dict[{name!r}] has shape {src.shape}, this buffer has {dst.shape}")
+            dst[: len(src)] = src
+            dst[len(src) :] = 0
+        self.pos, self.full = int(d["pos"]), bool(d["full"])
+        self.rng.bit_generator.state = d["rng"]
+
+
+class FrameReplay(_SavedState):
     """Time-major (T, E) frame replay for vector envs with gymnasium 1.x next-step autoreset.
 
     Slot (t, e) holds the newest frame of obs o_t plus a_t, r_t, terminated_t. A slot is a transition
@@ -16,6 +40,8 @@ class FrameReplay:
     from a final obs is the autoreset step), it is not the newest slot, and, once the buffer has wrapped, its stack
     does not reach into overwritten slots (the oldest stack-1 slots are excluded).
     """
+
+    _arrays = _ARRAYS
 
     def __init__(
         self, capacity: int, num_envs: int, stack: int = 4, frame_shape: tuple[int, ...] = (84, 84), seed: int = 0
@@ -132,33 +158,19 @@ class FrameReplay:
         """Sample n stacked observations uniformly over valid slots (for plasticity probes)."""
         return self._stacks(*self._draw(n, self.rng if rng is None else rng))
 
-    def state_dict(self) -> dict:
-        """Everything needed to restore exactly; arrays are returned by reference, not copied."""
-        d = {name: getattr(self, name) for name in _ARRAYS}
-        d.update(final=self.final, pos=self.pos, full=self.full, rng=self.rng.bit_generator.state)
-        return d
-
-    def load_state_dict(self, d: dict) -> None:
-        """Restore from state_dict() output, copying arrays into this buffer's storage."""
-        for name in (*_ARRAYS, "final"):
-            dst = getattr(self, name)
-            if np.shape(d[name]) != dst.shape:
-                raise ValueError(f"state_dict[{name!r}] has shape {np.shape(d[name])}, this buffer has {dst.shape}")
-            np.copyto(dst, d[name])
-        self.pos, self.full = int(d["pos"]), bool(d["full"])
-        self.rng.bit_generator.state = d["rng"]
-
 
 _FLAT_ARRAYS = ("obs", "actions", "rewards", "terminated", "valid")
 
 
-class TransitionReplay:
+class TransitionReplay(_SavedState):
     """Time-major (T, E) replay of flat observations for vector envs with gymnasium 1.x next-step autoreset.
 
     Slot (t, e) holds o_t and, once known, a_t, r_t, terminated_t; it is a transition (o_t, a_t, r_t, terminated_t,
     o_{t+1}) when its action is known and o_t is not an episode's final obs (the step from a final obs is the
     autoreset step). The newest slot is never valid, so o_{t+1} is always the obs that followed o_t.
     """
+
+    _arrays = _FLAT_ARRAYS
 
     def __init__(
         self,
@@ -248,19 +260,3 @@ class TransitionReplay:
     def sample_obs(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Sample n observations uniformly over valid slots (for plasticity probes)."""
         return self.obs[self._draw(n, self.rng if rng is None else rng)]
-
-    def state_dict(self) -> dict:
-        """Everything needed to restore exactly; arrays are returned by reference, not copied."""
-        d = {name: getattr(self, name) for name in _FLAT_ARRAYS}
-        d.update(final=self.final, pos=self.pos, full=self.full, rng=self.rng.bit_generator.state)
-        return d
-
-    def load_state_dict(self, d: dict) -> None:
-        """Restore from state_dict() output, copying arrays into this buffer's storage."""
-        for name in (*_FLAT_ARRAYS, "final"):
-            dst = getattr(self, name)
-            if np.shape(d[name]) != dst.shape:
-                raise ValueError(f"state_dict[{name!r}] has shape {np.shape(d[name])}, this buffer has {dst.shape}")
-            np.copyto(dst, d[name])
-        self.pos, self.full = int(d["pos"]), bool(d["full"])
-        self.rng.bit_generator.state = d["rng"]

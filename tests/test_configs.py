@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from envs import atari, mujoco
 from envs.sequence import build_sequence
+from fire_rl.build import FAMILIES, build_reset, check_family
 from fire_rl.resets.base import ResetStrategy
-from fire_rl.train import FAMILIES, build_reset, check_family
 
 GROUP_FILES = sorted(p for p in Path(CONFIG_DIR).glob("*/*.yaml") if p.parent.name not in ("hydra", "experiment"))
 EXPERIMENT_FILES = sorted(Path(CONFIG_DIR, "experiment").glob("*.yaml"))

@@ -17,9 +17,9 @@ from conftest import REPO, compose_cfg
 
 from envs.mujoco import DYNAMICS, MujocoSettings, draw_tasks, make_env, make_vector_env, validate_tasks
 from envs.sequence import build_sequence
+from fire_rl.build import build_run, open_outputs
 from fire_rl.config import ConfigError
 from fire_rl.replay import TransitionReplay
-from fire_rl.train import build_run
 
 SETTINGS = MujocoSettings()
 
@@ -144,6 +144,7 @@ def test_slippery_ant_frictions_do_not_depend_on_the_run_seed(tmp_path):
         cfg = compose_cfg(["+experiment=slippery_ant", f"seed={seed}", "logger.wandb_mode=disabled"])
         (tmp_path / str(seed)).mkdir()
         run = build_run(cfg, tmp_path / str(seed))
+        open_outputs(run)
         run.logger.close()
         frictions.append([t.dynamics["floor_friction"] for t in run.sequence.visits])
         record = json.loads((tmp_path / str(seed) / "env.json").read_text())

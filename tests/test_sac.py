@@ -18,11 +18,11 @@ from agents.sac import SACAgent
 from agents.simba import LAYER_NORM_EPS, RunningNorm
 from envs.mujoco import MujocoSettings, make_vector_env
 from envs.sequence import build_sequence
+from fire_rl.build import build_run, open_outputs
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.replay import TransitionReplay
 from fire_rl.resets import FIRE, FullReset, ShrinkPerturb
 from fire_rl.resets.fire import fire_project
-from fire_rl.train import build_run
 
 # The paper's SimBa preset at a width that keeps CPU tests fast; the structure is the same.
 SMALL_SIMBA = dict(
@@ -217,6 +217,7 @@ def test_loop_gives_sac_the_paper_sac_reset_modes(tmp_path):
     for reset, policy in (("fire", "project_all"), ("shrink_perturb", "all")):
         cfg = compose_cfg([*base, f"+reset={reset}", "reset.policy=paper_dqn", "reset.at_steps=[7]"])
         run = build_run(cfg, tmp_path)
+        open_outputs(run)
         run.logger.close()
         assert run.reset.policy == policy and cfg.reset.at_steps == [7, 500_000]
         assert f"policy: {policy}" in (tmp_path / "config.yaml").read_text()

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from conftest import REPO, TINY, compose_cfg
 
+from fire_rl.build import build_run
 from fire_rl.config import ConfigError
-from fire_rl.train import EpisodeTracker, build_run, crossed
+from fire_rl.run_state import EpisodeTracker
+from fire_rl.train import crossed
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

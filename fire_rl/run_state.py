@@ -1,0 +1,158 @@
+"""The whole continual state of a run, and how it is saved, resumed and branched.
+
+A checkpoint holds the loop position (step, task visit, update credit, episode trackers, current observations and
+the exact env state), the agent (networks, targets, theta0, optimizers, its RNG), the replay buffer, every RNG the
+run draws from, and the logger's position (metrics-file offset, elapsed time, wandb run id).
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from envs.snapshot import restore_vector_env, snapshot_vector_env
+from fire_rl.build import Run
+from fire_rl.checkpoint import (
+    CheckpointError,
+    check_fingerprint,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest,
+    save_checkpoint,
+)
+from fire_rl.logging import truncate_metrics
+
+# Keys that may differ between a run and its resumption: where output goes and how it is shown.
+_NOT_IDENTITY = (
+    "logger",
+    "resume",
+    "branch_from",
+    "stop_at_step",
+    "checkpoint_every",
+    "checkpoint_keep",
+    "checkpoint_compress",
+    "torch_threads",
+    "device",
+)
+
+
+class EpisodeTracker:
+    """Raw-score returns per env under next-step autoreset (the step after an episode end is the reset step)."""
+
+    def __init__(self, num_envs: int):
+        self.returns, self.lengths = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
+        self.resetting = np.zeros(num_envs, dtype=bool)
+
+    def step(self, rewards: np.ndarray, done: np.ndarray) -> list[tuple[float, int]]:
+        live = ~self.resetting
+        self.returns[~live], self.lengths[~live] = 0.0, 0
+        self.returns[live] += rewards[live]
+        self.lengths[live] += 1
+        finished = live & done
+        episodes = [(float(self.returns[i]), int(self.lengths[i])) for i in np.flatnonzero(finished)]
+        self.resetting = done.copy()
+        return episodes
+
+
+@dataclass
+class LoopState:
+    """Where the loop is. `envs` holds an env snapshot only when a checkpoint was taken in the middle of a visit."""
+
+    step: int = 0
+    visit: int = 0
+    update_credit: float = 0.0
+    losses: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    tracker: EpisodeTracker | None = None
+    obs: np.ndarray | None = None
+    envs: dict[str, Any] | None = None
+    branch_reset: bool = False  # apply the configured reset once, at the branch point
+
+
+def identity(run: Run) -> dict[str, Any]:
+    """What must match to resume: the resolved config minus output and scheduling-of-stops keys."""
+    config = OmegaConf.to_container(run.cfg, resolve=True)
+    return {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
+
+
+def shapes(run: Run) -> dict[str, Any]:
+    """What must match to branch: the agent family and every network parameter's shape."""
+    networks = run.agent.networks()
+    nets = {name: {k: list(v.shape) for k, v in net.state_dict().items()} for name, (net, _) in networks.items()}
+    return {"agent": run.cfg.agent.name, "networks": nets}
+
+
+def save(run: Run, loop: LoopState, envs, compress: bool = False) -> Path:
+    """Write a checkpoint of the whole run at the loop's current position."""
+    state = {
+        "loop": {**loop.__dict__, "losses": dict(loop.losses), "envs": snapshot_vector_env(envs) if envs else None},
+        "agent": run.agent.state_dict(),
+        "rng": {
+            "probe": run.probe_rng.bit_generator.state,
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        },
+        "logger": {**run.logger.position(), "wandb_id": run.logger.wandb_id},
+    }
+    fingerprint = {"identity": identity(run), "shapes": shapes(run)}
+    return save_checkpoint(
+        run.run_dir,
+        loop.step,
+        state,
+        run.replay.state_dict(),
+        fingerprint,
+        keep=run.cfg.checkpoint_keep,
+        compress=compress,
+    )
+
+
+def restore(run: Run, state: dict[str, Any], replay: dict[str, Any]) -> LoopState:
+    """Put agent, replay and RNGs into the checkpoint's state; return the loop position."""
+    run.agent.load_state_dict(state["agent"])
+    run.replay.load_state_dict(replay)
+    run.probe_rng.bit_generator.state = state["rng"]["probe"]
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+    loop = LoopState(**state["loop"])
+    loop.losses = defaultdict(list, loop.losses)
+    return loop
+
+
+def restore_envs(envs, loop: LoopState) -> None:
+    """Continue a mid-visit checkpoint's episodes exactly where they stopped."""
+    restore_vector_env(envs, loop.envs)
+    loop.envs = None
+
+
+def resume(run: Run) -> tuple[LoopState, dict[str, Any]] | None:
+    """The loop state of the run directory's newest usable checkpoint, after checking it belongs to this config."""
+    if not list_checkpoints(run.run_dir):
+        return None
+    found = load_latest(run.run_dir)
+    if found is None:
+        raise CheckpointError(f"every checkpoint in {run.run_dir / 'checkpoints'} is incomplete or corrupt")
+    path, state, replay, manifest = found
+    check_fingerprint(manifest["fingerprint"], {"identity": identity(run), "shapes": shapes(run)}, path)
+    truncate_metrics(run.run_dir, int(state["logger"]["offset"]))
+    return restore(run, state, replay), state["logger"]
+
+
+def branch(run: Run, path: str) -> LoopState:
+    """Start from another run's checkpoint (replay included) and mark the configured reset for the branch point."""
+    state, replay, manifest = load_checkpoint(Path(path))
+    check_fingerprint(manifest["fingerprint"], {"shapes": shapes(run)}, Path(path))
+    found = manifest["fingerprint"]["identity"]
+    if found.get("env", {}).get("tasks") != identity(run).get("env", {}).get("tasks"):
+        warnings.warn(f"branching from {path}: its task sequence differs from this run's", stacklevel=2)
+    loop = restore(run, state, replay)
+    loop.branch_reset = True
+    return loop

@@ -1,0 +1,153 @@
+"""Runs that survive: kill-and-resume equivalence, preemption, branching, bad checkpoints, the submitit launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, TINY, compose_cfg
+
+from fire_rl.build import build_run
+from fire_rl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from fire_rl.run_state import branch
+
+# Timing and throughput differ between any two runs; everything else must be identical.
+VOLATILE = {"time_s", "charts/sps", "reset/wall_time_s"}
+RUN = [*TINY, "checkpoint_every=50", "torch_threads=1"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fire_rl.train", *args]
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in lines]
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, "the run ended before the test could interrupt it"
+        assert time.monotonic() < deadline, "timed out waiting for the run"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_metrics(tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    assert run_cli("+reset=fire", *RUN, f"hydra.run.dir={reference}").returncode == 0
+    proc = subprocess.Popen(
+        command("+reset=fire", *RUN, f"hydra.run.dir={killed}"),
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: len(list_checkpoints(killed)) >= 1, proc)
+    time.sleep(random.uniform(0.0, 1.5))  # SIGKILL at an arbitrary moment after the first checkpoint
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    last = int(list_checkpoints(killed)[-1].name.split("_")[1])
+    assert last < 600, "the run finished before it was killed: nothing was tested"
+    resumed = run_cli("+reset=fire", *RUN, f"hydra.run.dir={killed}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {killed} at step {last}" in resumed.stderr
+    assert rows(killed) == rows(reference)  # step for step: no duplicated, missing or different row
+
+
+@pytest.mark.slow
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
+    args = ("+reset=full", *TINY, "env.tasks.0.steps=100000", "torch_threads=1", f"hydra.run.dir={tmp_path}")
+    proc = subprocess.Popen(
+        command(*args), cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    wait_for(
+        lambda: (tmp_path / "metrics.jsonl").exists() and "episode" in (tmp_path / "metrics.jsonl").read_text(), proc
+    )
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "(SIGTERM)" in out
+    (checkpoint,) = list_checkpoints(tmp_path)
+    state, _, _ = load_checkpoint(checkpoint)
+    assert 0 < state["loop"]["step"] < 100_000 and state["loop"]["envs"] is not None  # mid-visit, envs included
+
+
+@pytest.mark.slow
+def test_branch_applies_the_reset_once_and_keeps_the_buffer(tmp_path):
+    stage1 = tmp_path / "stage1"
+    assert run_cli(*RUN, "stop_at_step=300", f"hydra.run.dir={stage1}").returncode == 0
+    (checkpoint,) = [p for p in list_checkpoints(stage1) if p.name.endswith("300")]
+    assert not any(row["event"] == "reset" for row in rows(stage1))
+
+    _, saved_replay, _ = load_checkpoint(checkpoint)
+    run = build_run(compose_cfg([*RUN, "+reset=fire"]), tmp_path / "inproc")
+    loop = branch(run, str(checkpoint))
+    assert loop.step == 300 and loop.branch_reset and loop.envs is not None
+    n = len(saved_replay["frames"])
+    assert np.array_equal(run.replay.frames[:n], saved_replay["frames"]) and len(run.replay) > 0
+
+    branched = tmp_path / "fire"
+    result = run_cli(
+        *RUN, "+reset=fire", "reset.at_switch=false", f"branch_from={checkpoint}", f"hydra.run.dir={branched}"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    resets = [row for row in rows(branched) if row["event"] == "reset"]
+    assert [(r["step"], r["reason"]) for r in resets] == [(300, "branch")]
+    assert rows(branched)[0]["step"] == 300  # the branch continues the same run position
+
+
+def test_bad_checkpoints_are_refused_before_anything_is_written(tmp_path):
+    result = run_cli(*TINY, f"branch_from={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'a'}", timeout=120)
+    assert result.returncode != 0 and "branch_from=" in result.stderr and "does not exist" in result.stderr
+
+    foreign = tmp_path / "checkpoints" / "step_000000000100"
+    foreign.mkdir(parents=True)
+    (foreign / "manifest.json").write_text("{not json")
+    result = run_cli(*TINY, f"branch_from={foreign}", f"hydra.run.dir={tmp_path / 'b'}", timeout=120)
+    assert result.returncode != 0 and "incomplete" in result.stderr
+    assert not (tmp_path / "b" / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_resume_refuses_another_configuration_and_overwrites_nothing(tmp_path):
+    assert run_cli(*RUN, "stop_at_step=100", f"hydra.run.dir={tmp_path}").returncode == 0
+    before = (tmp_path / "metrics.jsonl").read_bytes(), (tmp_path / "config.yaml").read_bytes()
+    result = run_cli(*RUN, "agent.lr=0.1", f"hydra.run.dir={tmp_path}", timeout=120)
+    assert result.returncode != 0 and "from another configuration" in result.stderr and "agent" in result.stderr
+    assert ((tmp_path / "metrics.jsonl").read_bytes(), (tmp_path / "config.yaml").read_bytes()) == before
+
+    sac = build_run(compose_cfg(["+experiment=slippery_ant", "logger.wandb_mode=disabled"]), tmp_path / "sac")
+    with pytest.raises(CheckpointError, match="another configuration"):
+        branch(sac, str(list_checkpoints(tmp_path)[-1]))
+
+
+@pytest.mark.slow
+def test_two_job_sweep_through_the_submitit_local_launcher(tmp_path):
+    result = run_cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "+reset=none,full",
+        *TINY,
+        "env.tasks.0.steps=100",
+        "env.tasks.1.steps=100",
+        "env.tasks.2.steps=100",
+        "agent.learning_starts=50",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    finished = [p.parent for p in tmp_path.glob("*/metrics.jsonl") if rows(p.parent)[-1]["event"] == "end"]
+    assert len(finished) == 2
