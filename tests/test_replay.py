@@ -227,3 +227,17 @@ def test_rebuilt_stacks_match_real_ale_vector_env():
         np.testing.assert_array_equal(batch["obs"][i], o)
         np.testing.assert_array_equal(batch["next_obs"][i], o2)
         assert batch["actions"][i] == a and batch["rewards"][i] == r and batch["terminated"][i] == float(term)
+
+
+def test_state_dict_saves_only_written_rows_before_the_first_wrap():
+    """A checkpoint early in a run must not carry the whole (mostly empty) capacity."""
+    replay = FrameReplay(capacity=1000, num_envs=2)
+    obs = np.zeros((2, 4, 84, 84), dtype=np.uint8)
+    replay.start(obs)
+    for _ in range(9):
+        replay.add(np.zeros(2), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool), obs)
+    state = replay.state_dict()
+    assert len(state["frames"]) == 10 and replay.T == 500
+    other = FrameReplay(capacity=1000, num_envs=2)
+    other.load_state_dict(state)
+    assert len(other) == len(replay) and other.pos == replay.pos
