@@ -39,7 +39,7 @@ def test_main_command_produces_run_directory(tmp_path):
         assert (tmp_path / name).stat().st_size > 0, name
     rows = read_metrics(tmp_path)
     events = {row["event"] for row in rows}
-    assert {"switch", "reset", "eval", "plasticity", "train"} <= events
+    assert {"switch", "reset", "eval", "plasticity", "train", "end"} <= events
     resets = [row for row in rows if row["event"] == "reset"]
     assert [row["step"] for row in resets] == [200, 400]  # exactly at the two task switches
     assert {"reset/sfe_total", "reset/wall_time_s", "reset/q/conv1/dfi_after", "reset/q/fc1/sfe"} <= set(resets[0])
@@ -48,6 +48,8 @@ def test_main_command_produces_run_directory(tmp_path):
     assert "pre_reset" in phases and "post_reset" in phases
     final_eval = [row for row in rows if row["event"] == "eval"][-1]
     assert {f"eval/{t}/return" for t in ("Asterix", "BeamRider", "DemonAttack")} <= set(final_eval)
+    assert rows[-1]["event"] == "end"
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] and (tmp_path / "checkpoints").is_dir()
     env = json.loads((tmp_path / "env.json").read_text())
     assert env["settings"]["sticky_action_prob"] == 0.25 and len(env["tasks"]) == 3
 
