@@ -56,6 +56,8 @@ class DQNAgent:
         self.seed = seed
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
+        # Evaluation draws from its own stream, so how often one evaluates does not change the training trajectory.
+        self.eval_rng = np.random.default_rng([seed, 1])
         self.q = NatureQNetwork(num_actions).to(self.device)
         self.target = copy.deepcopy(self.q)
         self.theta0 = {k: v.detach().clone() for k, v in self.q.state_dict().items()}
@@ -77,10 +79,10 @@ class DQNAgent:
     @torch.no_grad()
     def act(self, obs: np.ndarray, step: int, explore: bool = True) -> np.ndarray:
         """Epsilon-greedy actions for a batch of stacked uint8 observations."""
-        epsilon = self.epsilon(step) if explore else self.eval_epsilon
+        epsilon, rng = (self.epsilon(step), self.rng) if explore else (self.eval_epsilon, self.eval_rng)
         greedy = self.q(torch.as_tensor(obs, device=self.device)).argmax(1).cpu().numpy()
-        random = self.rng.integers(self.num_actions, size=len(obs))
-        return np.where(self.rng.random(len(obs)) < epsilon, random, greedy)
+        random = rng.integers(self.num_actions, size=len(obs))
+        return np.where(rng.random(len(obs)) < epsilon, random, greedy)
 
     # --- learning ---------------------------------------------------------------------------------------------
     def losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -158,6 +160,7 @@ class DQNAgent:
             "optimizer": self.optimizer.state_dict(),
             "last_target_sync": self.last_target_sync,
             "rng": self.rng.bit_generator.state,
+            "eval_rng": self.eval_rng.bit_generator.state,
             "injected": self.injected,
         }
 
@@ -173,3 +176,5 @@ class DQNAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.last_target_sync = state["last_target_sync"]
         self.rng.bit_generator.state = state["rng"]
+        if "eval_rng" in state:
+            self.eval_rng.bit_generator.state = state["eval_rng"]

@@ -43,7 +43,6 @@ FAMILIES = {
     "mujoco": Family("sac", mujoco, MujocoSettings, SAC_LOSS_KEYS),
 }
 # The paper's SAC resets treat every dense layer alike; `paper_dqn` (Linear layers back to theta0) is DQN-only.
-# The paper's SAC resets treat every dense layer alike; `paper_dqn` (Linear layers back to theta0) is DQN-only.
 SAC_RESET_POLICIES = {"fire": "project_all", "shrink_perturb": "all"}
 
 
@@ -107,6 +106,12 @@ def build_run(cfg: DictConfig, run_dir: Path) -> Run:
     if draws and kind != "mujoco":
         raise ConfigError("env.draws (dynamics drawn per task) needs a MuJoCo task sequence (env.kind: mujoco)")
     sequence = build_sequence(mujoco.draw_tasks(OmegaConf.to_container(cfg.env.tasks), draws), cfg.env.cycles)
+    if kind == "atari" and (cfg.get("checkpoint_every") or cfg.get("stop_at_step")):
+        if any(atari.uses_ale_vector(task, settings) for task in sequence.distinct_tasks):
+            raise ConfigError(
+                "checkpoint_every / stop_at_step need exact env snapshots, which env.settings.backend=ale_vector "
+                "cannot give (its state lives in C++ threads); use env.settings.backend=gymnasium"
+            )
     agent, replay = build_learner(cfg, kind, sequence, settings)
     resolve_reset(cfg, agent)
     reset = build_reset(cfg)

@@ -124,6 +124,9 @@ def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise SkipRun(f"{run_dir}: config.yaml unreadable ({err}); skipped") from err
+    if config.get("stop_at_step") is not None:
+        # Stage 1 of a midpoint protocol: the methods' own runs branch from it; counting it would add a fake "none".
+        raise SkipRun(f"{run_dir}: stopped at step {config['stop_at_step']} (stage 1 of a branch protocol); skipped")
     rows, problems = read_rows_checked(run_dir)
     return make_record(str(run_dir), config, rows, group_by), [f"{run_dir}: {p}" for p in problems]
 

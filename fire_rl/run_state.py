@@ -83,10 +83,11 @@ def identity(run: Run) -> dict[str, Any]:
 
 
 def shapes(run: Run) -> dict[str, Any]:
-    """What must match to branch: the agent family and every network parameter's shape."""
+    """What must match to branch: the agent family, every network parameter's shape, the replay's layout."""
     networks = run.agent.networks()
     nets = {name: {k: list(v.shape) for k, v in net.state_dict().items()} for name, (net, _) in networks.items()}
-    return {"agent": run.cfg.agent.name, "networks": nets}
+    replay = {"buffer_size": run.cfg.agent.buffer_size, "num_envs": run.cfg.agent.num_envs}
+    return {"agent": run.cfg.agent.name, "networks": nets, "replay": replay}
 
 
 def save(run: Run, loop: LoopState, envs, compress: bool = False) -> Path:
@@ -120,6 +121,8 @@ def restore(run: Run, state: dict[str, Any], replay: dict[str, Any]) -> LoopStat
     run.replay.load_state_dict(replay)
     run.probe_rng.bit_generator.state = state["rng"]["probe"]
     torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"].get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     np.random.set_state(state["rng"]["numpy"])
     random.setstate(state["rng"]["python"])
     loop = LoopState(**state["loop"])
@@ -141,7 +144,8 @@ def resume(run: Run) -> tuple[LoopState, dict[str, Any]] | None:
     if found is None:
         raise CheckpointError(f"every checkpoint in {run.run_dir / 'checkpoints'} is incomplete or corrupt")
     path, state, replay, manifest = found
-    check_fingerprint(manifest["fingerprint"], {"identity": identity(run), "shapes": shapes(run)}, path)
+    # The configuration decides everything; network shapes may legitimately have grown (plasticity injection).
+    check_fingerprint(manifest["fingerprint"], {"identity": identity(run)}, path)
     truncate_metrics(run.run_dir, int(state["logger"]["offset"]))
     return restore(run, state, replay), state["logger"]
 

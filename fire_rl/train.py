@@ -12,6 +12,7 @@ import dataclasses
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,16 @@ from fire_rl import run_state
 from fire_rl.build import Run, build_run, open_outputs
 from fire_rl.checkpoint import CheckpointError
 from fire_rl.config import ConfigError, check_positive
-from fire_rl.logging import Progress
+from fire_rl.logging import Progress, truncate_metrics
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.plots import plot_returns
 from fire_rl.resets.none import NoReset
 from fire_rl.run_state import EpisodeTracker, LoopState
 
 NAMING_KEYS = ("experiment", "agent", "env", "reset", "seed")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # preemption: write a checkpoint, then exit cleanly
+# Preemption: write a checkpoint, then exit cleanly. SIGUSR2 is submitit's time-out/preemption signal: after the
+# checkpoint, submitit's own handler runs (it requeues the job), so the requeued job resumes from that checkpoint.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def short_overrides(override_dirname: str) -> str:
@@ -71,7 +74,7 @@ def apply_reset(run: Run, step: int, task: Task, reason: str) -> None:
     probe_metrics(run, step, "post_reset", probe)
 
 
-def evaluate(run: Run, step: int, task: Task) -> None:
+def evaluate(run: Run, step: int, training_task: Task) -> None:
     """Greedy (Atari: near-greedy) episodes on EVERY task of the sequence, so forgetting shows; raw returns."""
     cfg, values = run.cfg, {}
     settings = dataclasses.replace(run.settings, max_episode_steps=cfg.eval_max_episode_steps)
@@ -87,13 +90,13 @@ def evaluate(run: Run, step: int, task: Task) -> None:
             returns.append(total)
         env.close()
         values[f"eval/{task.name}/return"] = float(np.mean(returns))
-    run.logger.log("eval", step, task=task.name, **values)  # `task`: the one being trained when evaluated
+    run.logger.log("eval", step, task=training_task.name, **values)
 
 
 def switch_values(run: Run, task: Task, envs) -> dict[str, Any]:
     """What the switch row records: Atari mode/difficulty; MuJoCo make-kwargs and every dynamics value in force."""
     if run.family.envs is not mujoco:
-        return dict(task.kwargs)
+        return {f"task/{k}": v for k, v in task.kwargs.items()}
     in_force = mujoco.dynamics_in_force(envs.envs[0], task.dynamics)
     return {**{f"task/{k}": v for k, v in task.kwargs.items()}, **{f"task/{k}": v for k, v in in_force.items()}}
 
@@ -101,16 +104,43 @@ def switch_values(run: Run, task: Task, envs) -> dict[str, Any]:
 # --- the loop -----------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Cadence:
+    """The loop's settings as plain values, read once (a config lookup per step costs more than it looks)."""
+
+    stride: int  # env steps per vector step (budgets count env steps)
+    updates_per_env_step: float
+    batch_size: int
+    eval_every: int
+    metrics_every: int
+    log_every: int
+    checkpoint_every: int | None
+    compress: bool
+
+    @classmethod
+    def of(cls, run: Run) -> Cadence:
+        cfg = run.cfg
+        return cls(
+            cfg.agent.num_envs * run.steps_per_act,
+            float(cfg.agent.updates_per_env_step),
+            cfg.agent.batch_size,
+            cfg.eval_every,
+            cfg.metrics_every,
+            cfg.log_every,
+            cfg.checkpoint_every,
+            cfg.checkpoint_compress,
+        )
+
+
 def train(run: Run, loop: LoopState) -> str:
     """Run the sequence from `loop` to the end; returns how it stopped: done, stop_at_step or a signal name."""
-    cfg, agent, replay, logger = run.cfg, run.agent, run.replay, run.logger
-    stride = cfg.agent.num_envs * run.steps_per_act  # env steps per vector step (budgets count env steps)
+    agent, replay, logger, every = run.agent, run.replay, run.logger, Cadence.of(run)
     ends = np.cumsum([task.steps for task in run.sequence.visits])
-    progress = Progress(run.sequence.total_steps, cfg.logger.progress_bar, initial=loop.step)
+    progress = Progress(run.sequence.total_steps, run.cfg.logger.progress_bar, initial=loop.step)
     started, start_step = time.perf_counter(), loop.step
     while loop.visit < len(run.sequence.visits):
         task = run.sequence.visits[loop.visit]
-        envs = run.family.envs.make_vector_env(task, run.settings, cfg.agent.num_envs)
+        envs = run.family.envs.make_vector_env(task, run.settings, run.cfg.agent.num_envs)
         obs = start_visit(run, loop, task, envs)
         while loop.step < ends[loop.visit]:
             # --- act and store ---
@@ -122,37 +152,38 @@ def train(run: Run, loop: LoopState) -> str:
                 episode = {"charts/episodic_return": episodic_return, "charts/episodic_length": length}
                 logger.log("episode", loop.step, task=task.name, **episode)
                 progress.episode(episodic_return)
-            obs, prev_step, loop.step = next_obs, loop.step, loop.step + stride
-            progress.advance(stride, task.name)
+            obs, prev_step, loop.step = next_obs, loop.step, loop.step + every.stride
+            progress.advance(every.stride, task.name)
             # --- learn: updates_per_env_step gradient steps per env step, on average ---
             if loop.step > agent.learning_starts:
-                loop.update_credit += stride * cfg.agent.updates_per_env_step
+                loop.update_credit += every.stride * every.updates_per_env_step
                 while loop.update_credit >= 1.0:
-                    for key, value in agent.update(replay.sample(cfg.agent.batch_size), loop.step).items():
+                    for key, value in agent.update(replay.sample(every.batch_size), loop.step).items():
                         loop.losses[key].append(value)
                     loop.update_credit -= 1.0
-            # --- scheduled resets, evaluation, probes, throughput ---
-            if run.reset.due(prev_step, loop.step, switched=False):
-                apply_reset(run, loop.step, task, "schedule")
-            if crossed(prev_step, loop.step, cfg.eval_every) or loop.step >= run.sequence.total_steps:
+            # --- evaluation, probes, throughput; then a scheduled reset (so both see the pre-reset network) ---
+            if crossed(prev_step, loop.step, every.eval_every) or loop.step >= run.sequence.total_steps:
                 evaluate(run, loop.step, task)
-            if crossed(prev_step, loop.step, cfg.metrics_every):
+            if crossed(prev_step, loop.step, every.metrics_every):
                 probe_metrics(run, loop.step, "periodic")
-            if crossed(prev_step, loop.step, cfg.log_every):
+            if crossed(prev_step, loop.step, every.log_every):
                 log_train(run, loop.step, task, loop.losses, (loop.step - start_step) / (time.perf_counter() - started))
                 loop.losses.clear()
+            if run.reset.due(prev_step, loop.step, switched=False):
+                apply_reset(run, loop.step, task, "schedule")
             # --- checkpoints and stops: always after everything this step logs ---
             stop = stop_reason(run, prev_step, loop.step)
-            if stop or crossed(prev_step, loop.step, cfg.checkpoint_every):
+            visit_done = loop.step >= ends[loop.visit]  # the switch checkpoint below covers this step
+            if stop or (crossed(prev_step, loop.step, every.checkpoint_every) and not visit_done):
                 loop.obs = obs
-                run_state.save(run, loop, envs, cfg.checkpoint_compress)
+                run_state.save(run, loop, envs, every.compress)
             if stop:
                 envs.close()
                 progress.close()
                 return stop
         envs.close()
         loop.visit, loop.obs = loop.visit + 1, None
-        run_state.save(run, loop, None, cfg.checkpoint_compress)  # at every switch: the branch points of a sequence
+        run_state.save(run, loop, None, every.compress)  # at every switch: the branch points of a sequence
     progress.close()
     logger.log("end", loop.step)
     plot_returns(run.run_dir)
@@ -222,6 +253,7 @@ def start(run: Run) -> LoopState:
         print(f"fire_rl: resuming {run.run_dir} at step {loop.step}", file=sys.stderr)
         return loop
     loop = run_state.branch(run, cfg.branch_from) if cfg.branch_from else LoopState()
+    truncate_metrics(run.run_dir, 0)  # rows of an earlier attempt that died before its first checkpoint
     open_outputs(run)
     return loop
 
@@ -247,13 +279,15 @@ def main(cfg: DictConfig) -> None:
         loop = start(run)
     except (ConfigError, CheckpointError) as err:
         sys.exit(f"fire_rl: error: {err}")
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _request_stop)
+    previous = {sig: signal.signal(sig, _request_stop) for sig in STOP_SIGNALS}
     try:
         how = train(run, loop)
     finally:
         run.logger.close()
     print(f"run directory: {run_dir} ({how})")
+    handler = previous.get(getattr(signal, how, None))
+    if callable(handler):  # e.g. submitit's requeue on SIGUSR2, now that the checkpoint is on disk
+        handler(getattr(signal, how), None)
 
 
 if __name__ == "__main__":

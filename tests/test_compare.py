@@ -366,3 +366,13 @@ def test_compare_over_a_tiny_real_sweep(real_sweep):
     assert {(r["group"], r["task"]) for r in summary} == {(m, g) for m in ("none", "fire") for g in GAMES}
     report = (out / "report.md").read_text()
     assert "![eval_curves](eval_curves.png)" in report and "| fire | 2 | 2 | 0, 1 |" in report
+
+
+def test_stage_one_runs_of_a_branch_protocol_are_skipped(tmp_path):
+    """A run stopped with stop_at_step is stage 1 of the midpoint protocol, not a 'none' method run."""
+    from fire_rl.compare import SkipRun, load_run
+
+    (tmp_path / "config.yaml").write_text("stop_at_step: 1250000\nseed: 0\n")
+    (tmp_path / "metrics.jsonl").write_text("")
+    with pytest.raises(SkipRun, match="stage 1"):
+        load_run(tmp_path, "reset.name")
