@@ -39,9 +39,9 @@ def _agent_for_tasks(cfg):
     sequence = build_sequence(mujoco.draw_tasks(OmegaConf.to_container(cfg.env.tasks), draws), cfg.env.cycles)
     if kind == "atari":
         num_actions = atari.validate_tasks(sequence, settings)
-        assert num_actions == 18
+        assert num_actions == (18 if settings.full_action_space else 9)  # paper_dqn: Asterix's minimal set
         agent = instantiate(cfg.agent, num_actions=num_actions, device="cpu", seed=0)
-        assert agent.num_actions == 18
+        assert agent.num_actions == num_actions
         return agent
     obs_shape, action_shape = mujoco.validate_tasks(sequence, settings)
     agent = instantiate(cfg.agent, obs_dim=obs_shape[0], action_dim=action_shape[0], device="cpu", seed=0)
