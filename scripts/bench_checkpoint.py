@@ -45,9 +45,11 @@ def filled_replay(capacity: int, num_envs: int) -> FrameReplay:
     """A replay whose every slot holds a real frame and a valid transition (written directly, for speed)."""
     replay = FrameReplay(capacity, num_envs)
     source = real_frames(4096)
-    for start in range(0, replay.T, len(source)):
-        rows = min(len(source), replay.T - start)
-        replay.frames[start : start + rows] = source[:rows, None]
+    for env in range(num_envs):  # each env its own phase of the clip, so no two envs hold the same frame at a time
+        shifted = np.roll(source, env * 997, axis=0)
+        for start in range(0, replay.T, len(source)):
+            rows = min(len(source), replay.T - start)
+            replay.frames[start : start + rows, env] = shifted[:rows]
     replay.actions[:] = np.random.default_rng(0).integers(18, size=replay.actions.shape)
     replay.valid[:] = True
     replay.pos, replay.full = replay.T - 1, True
