@@ -8,10 +8,47 @@ import numpy as np
 _ARRAYS = ("frames", "actions", "rewards", "terminated", "episode_start", "valid")
 
 
-class _SavedState:
-    """Checkpoint state shared by both buffers: before the first wrap only the rows written so far are saved."""
+class _TimeMajorReplay:
+    """What both buffers share: the (T, E) slot cursor under next-step autoreset, and checkpoint state.
+
+    Subclasses allocate their arrays and say how one new observation per env is stored (`_store`).
+    """
 
     _arrays: tuple[str, ...]
+
+    @property
+    def nbytes(self) -> int:
+        """Total bytes of all storage arrays."""
+        return sum(getattr(self, name).nbytes for name in self._arrays)
+
+    def start(self, obs: np.ndarray) -> None:
+        """Write the first obs of a task for every env as an episode start (a task switch cuts running episodes)."""
+        self._write(np.asarray(obs), np.ones(self.num_envs, dtype=bool))
+        self.final[:] = False
+
+    def add(self, actions, rewards, terminated, truncated, next_obs: np.ndarray) -> None:
+        """Record a_t, r_t, terminated_t for the newest slot, then write next_obs as slot t+1."""
+        if self.pos < 0:
+            raise RuntimeError(f"{type(self).__name__}.add() called before start(obs)")
+        t = self.pos
+        self.actions[t] = actions
+        self.rewards[t] = rewards
+        self.terminated[t] = terminated
+        self.valid[t] = ~self.final  # the step from a final obs is the autoreset step, not a transition
+        starts = self.final.copy()  # the obs after a final obs is the reset obs
+        self.final = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        self._write(np.asarray(next_obs), starts)
+
+    def _write(self, obs: np.ndarray, starts: np.ndarray) -> None:
+        """Advance the cursor and store one obs per env; the new slot has no action yet."""
+        nxt = (self.pos + 1) % self.T
+        self._store(nxt, obs, starts)
+        self.full = self.full or self.pos == self.T - 1
+        self.valid[nxt] = False
+        self.pos = nxt
+
+    def _store(self, slot: int, obs: np.ndarray, starts: np.ndarray) -> None:
+        raise NotImplementedError
 
     def state_dict(self) -> dict:
         """Everything needed to restore exactly; arrays are views (no copy) of the written rows."""
@@ -32,7 +69,7 @@ class _SavedState:
         self.rng.bit_generator.state = d["rng"]
 
 
-class FrameReplay(_SavedState):
+class FrameReplay(_TimeMajorReplay):
     """Time-major (T, E) frame replay for vector envs with gymnasium 1.x next-step autoreset.
 
     Slot (t, e) holds the newest frame of obs o_t plus a_t, r_t, terminated_t. A slot is a transition
@@ -64,39 +101,12 @@ class FrameReplay(_SavedState):
         self.full = False  # some slot has been overwritten
         self.rng = np.random.default_rng(seed)
 
-    @property
-    def nbytes(self) -> int:
-        """Total bytes of all storage arrays."""
-        return sum(getattr(self, name).nbytes for name in _ARRAYS)
-
-    def start(self, obs: np.ndarray) -> None:
-        """Write the first obs of a task/episode for every env as an episode start (cuts episodes at task switches)."""
-        self._write(np.asarray(obs)[:, -1], np.ones(self.num_envs, dtype=bool))
-        self.final[:] = False
-
-    def add(self, actions, rewards, terminated, truncated, next_obs: np.ndarray) -> None:
-        """Record a_t, r_t, terminated_t for the newest slot, then write next_obs as slot t+1."""
-        if self.pos < 0:
-            raise RuntimeError("FrameReplay.add() called before start(obs)")
-        t = self.pos
-        self.actions[t] = actions
-        self.rewards[t] = rewards
-        self.terminated[t] = terminated
-        self.valid[t] = ~self.final  # the step from a final obs is the autoreset step, not a transition
-        starts = self.final.copy()  # the obs after a final obs is the reset obs
-        self.final = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
-        self._write(np.asarray(next_obs)[:, -1], starts)
-
-    def _write(self, frames: np.ndarray, starts: np.ndarray) -> None:
-        """Advance the cursor and write one frame per env."""
-        if frames.shape != (self.num_envs, *self.frame_shape):
+    def _store(self, slot: int, obs: np.ndarray, starts: np.ndarray) -> None:
+        """Only the newest frame of each stack is stored; stacks are rebuilt by index."""
+        if obs.shape[:1] + obs.shape[2:] != (self.num_envs, *self.frame_shape):
             raise ValueError(f"obs must be (E, stack, *frame) = ({self.num_envs}, {self.stack}, {self.frame_shape})")
-        nxt = (self.pos + 1) % self.T
-        self.full = self.full or self.pos == self.T - 1
-        self.frames[nxt] = frames
-        self.episode_start[nxt] = starts
-        self.valid[nxt] = False
-        self.pos = nxt
+        self.frames[slot] = obs[:, -1]
+        self.episode_start[slot] = starts
 
     def _ok(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
         """Whether each (t, e) is a sampleable transition."""
@@ -162,7 +172,7 @@ class FrameReplay(_SavedState):
 _FLAT_ARRAYS = ("obs", "actions", "rewards", "terminated", "valid")
 
 
-class TransitionReplay(_SavedState):
+class TransitionReplay(_TimeMajorReplay):
     """Time-major (T, E) replay of flat observations for vector envs with gymnasium 1.x next-step autoreset.
 
     Slot (t, e) holds o_t and, once known, a_t, r_t, terminated_t; it is a transition (o_t, a_t, r_t, terminated_t,
@@ -196,38 +206,11 @@ class TransitionReplay(_SavedState):
         self.full = False  # some slot has been overwritten
         self.rng = np.random.default_rng(seed)
 
-    @property
-    def nbytes(self) -> int:
-        """Total bytes of all storage arrays."""
-        return sum(getattr(self, name).nbytes for name in _FLAT_ARRAYS)
-
-    def start(self, obs: np.ndarray) -> None:
-        """Write the first obs of a task for every env (a task switch cuts the running episodes)."""
-        self._write(obs)
-        self.final[:] = False
-
-    def add(self, actions, rewards, terminated, truncated, next_obs: np.ndarray) -> None:
-        """Record a_t, r_t, terminated_t for the newest slot, then write next_obs as slot t+1."""
-        if self.pos < 0:
-            raise RuntimeError("TransitionReplay.add() called before start(obs)")
-        t = self.pos
-        self.actions[t] = actions
-        self.rewards[t] = rewards
-        self.terminated[t] = terminated
-        self.valid[t] = ~self.final  # the step from a final obs is the autoreset step, not a transition
-        self.final = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
-        self._write(next_obs)
-
-    def _write(self, obs: np.ndarray) -> None:
-        """Advance the cursor and write one obs per env; the new slot has no action yet."""
-        obs = np.asarray(obs)
+    def _store(self, slot: int, obs: np.ndarray, starts: np.ndarray) -> None:
+        """Each flat observation is stored once; the next obs of slot t is slot t+1's."""
         if obs.shape != (self.num_envs, *self.obs_shape):
             raise ValueError(f"obs must be (E, *obs_shape) = ({self.num_envs}, {self.obs_shape}), got {obs.shape}")
-        nxt = (self.pos + 1) % self.T
-        self.full = self.full or self.pos == self.T - 1
-        self.obs[nxt] = obs
-        self.valid[nxt] = False
-        self.pos = nxt
+        self.obs[slot] = obs
 
     def __len__(self) -> int:
         """Number of valid transitions."""
