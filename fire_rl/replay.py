@@ -16,6 +16,16 @@ class _TimeMajorReplay:
 
     _arrays: tuple[str, ...]
 
+    def _init_slots(self, shape: tuple[int, int], seed: int) -> None:
+        """The per-slot arrays and cursor state both buffers keep (lazily mapped zeros)."""
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.terminated = np.zeros(shape, dtype=bool)
+        self.valid = np.zeros(shape, dtype=bool)
+        self.final = np.zeros(shape[1], dtype=bool)  # the newest slot is an episode's final obs
+        self.pos = -1  # newest slot; -1 before start()
+        self.full = False  # some slot has been overwritten
+        self.rng = np.random.default_rng(seed)
+
     @property
     def nbytes(self) -> int:
         """Total bytes of all storage arrays."""
@@ -92,14 +102,8 @@ class FrameReplay(_TimeMajorReplay):
         shape = (self.T, num_envs)
         self.frames = np.zeros(shape + self.frame_shape, dtype=np.uint8)  # np.zeros: pages are mapped lazily
         self.actions = np.zeros(shape, dtype=np.int64)
-        self.rewards = np.zeros(shape, dtype=np.float32)
-        self.terminated = np.zeros(shape, dtype=bool)
         self.episode_start = np.zeros(shape, dtype=bool)
-        self.valid = np.zeros(shape, dtype=bool)
-        self.final = np.zeros(num_envs, dtype=bool)  # the newest slot is an episode's final obs
-        self.pos = -1  # newest slot; -1 before start()
-        self.full = False  # some slot has been overwritten
-        self.rng = np.random.default_rng(seed)
+        self._init_slots(shape, seed)
 
     def _store(self, slot: int, obs: np.ndarray, starts: np.ndarray) -> None:
         """Only the newest frame of each stack is stored; stacks are rebuilt by index."""
@@ -198,13 +202,7 @@ class TransitionReplay(_TimeMajorReplay):
         shape = (self.T, num_envs)
         self.obs = np.zeros(shape + self.obs_shape, dtype=np.float32)  # np.zeros: pages are mapped lazily
         self.actions = np.zeros(shape + tuple(action_shape), dtype=action_dtype)
-        self.rewards = np.zeros(shape, dtype=np.float32)
-        self.terminated = np.zeros(shape, dtype=bool)
-        self.valid = np.zeros(shape, dtype=bool)
-        self.final = np.zeros(num_envs, dtype=bool)  # the newest slot is an episode's final obs
-        self.pos = -1  # newest slot; -1 before start()
-        self.full = False  # some slot has been overwritten
-        self.rng = np.random.default_rng(seed)
+        self._init_slots(shape, seed)
 
     def _store(self, slot: int, obs: np.ndarray, starts: np.ndarray) -> None:
         """Each flat observation is stored once; the next obs of slot t is slot t+1's."""
