@@ -135,6 +135,8 @@ class Cadence:
 def train(run: Run, loop: LoopState) -> str:
     """Run the sequence from `loop` to the end; returns how it stopped: done, stop_at_step or a signal name."""
     agent, replay, logger, every = run.agent, run.replay, run.logger, Cadence.of(run)
+    if run.cfg.stop_at_step is not None and loop.step >= run.cfg.stop_at_step:
+        return "stop_at_step"  # re-running a finished stage 1 resumes at its stop and stops again
     ends = np.cumsum([task.steps for task in run.sequence.visits])
     progress = Progress(run.sequence.total_steps, run.cfg.logger.progress_bar, initial=loop.step)
     started, start_step = time.perf_counter(), loop.step
