@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.networks import NatureQNetwork
-from fire_rl.config import check_positive
+from fire_rl.config import check_loop_keys, check_positive
 
 
 class DQNAgent:
@@ -40,6 +40,7 @@ class DQNAgent:
         reward_clip: bool = True,
         **loop_settings: Any,  # num_envs, buffer_size, ... are read by the training loop, not the learner
     ):
+        check_loop_keys("dqn", loop_settings)
         for name, value in [("lr", lr), ("batch_size", batch_size), ("target_update_every", target_update_every)]:
             check_positive(f"agent.{name}", value)
         for name, value in [("epsilon_decay_steps", epsilon_decay_steps), ("learning_starts", learning_starts)]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
-from fire_rl.config import ConfigError, check_choice, check_positive
+from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
 
 NETWORKS = ("mlp", "simba")
 LOSS_KEYS = ("losses/actor", "losses/critic", "losses/temperature", "losses/alpha", "losses/entropy")
@@ -128,6 +128,7 @@ class SACAgent:
         learning_starts: int = 5_000,
         **loop_settings: Any,  # num_envs, buffer_size, updates_per_env_step are read by the training loop
     ):
+        check_loop_keys("sac", loop_settings)
         check_choice("agent.network", network, NETWORKS)
         sizes = dict(
             actor_hidden=actor_hidden,

@@ -22,3 +22,14 @@ def check_positive(what: str, value: object, allow_zero: bool = False) -> None:
     if not ok:
         bound = "non-negative" if allow_zero else "positive"
         raise ConfigError(f"{what} must be {bound}, got {value!r}")
+
+
+# Agent-config keys the training loop reads; an agent accepts them and ignores them.
+LOOP_KEYS = ("name", "num_envs", "updates_per_env_step", "buffer_size")
+
+
+def check_loop_keys(agent: str, extra: dict) -> None:
+    """Refuse agent-config keys that neither the agent nor the loop knows (a typo would otherwise pass silently)."""
+    unknown = sorted(set(extra) - set(LOOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown {agent} agent keys {unknown}; the loop's keys are {list(LOOP_KEYS)}")

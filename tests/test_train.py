@@ -89,6 +89,7 @@ BAD_INPUTS = {
     "bad sticky level": (["env.settings.sticky_actions_per=episode"], "valid choices: agent_step, frame"),
     "bad reset option": (["+reset=fire", "reset.policy=encoder_only"], "paper_dqn"),
     "negative buffer": (["agent.buffer_size=-1"], "agent.buffer_size must be positive"),
+    "misspelt agent key": (["+agent.lrr=0.1"], "unknown dqn agent keys ['lrr']"),
 }
 
 
