@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,28 @@ TINY = [
     "logger.wandb_mode=disabled",
     "logger.progress_bar=false",
 ]
+
+
+# A sweep's jobs at 100 agent steps per game: enough for every event, cheap enough to run several jobs.
+TINY_SWEEP = [
+    *TINY,
+    "env.tasks.0.steps=100",
+    "env.tasks.1.steps=100",
+    "env.tasks.2.steps=100",
+    "agent.learning_starts=50",
+]
+
+
+def run_train(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real command line, `python -m fire_rl.train <args>`, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "fire_rl.train", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def compose_cfg(overrides: list[str] | None = None):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, TINY_SWEEP, run_train
 
 from envs.sequence import build_sequence
 from fire_rl import compare_stats as st
@@ -317,30 +317,13 @@ def test_cli_exits_non_zero_with_one_line_naming_the_path(tmp_path):
 
 # --- end to end over a tiny real sweep ----------------------------------------------------------------------------
 
-SWEEP = [
-    "-m",
-    "+reset=none,fire",
-    "seed=0,1",
-    "env.tasks.0.steps=100",
-    "env.tasks.1.steps=100",
-    "env.tasks.2.steps=100",
-    "agent.learning_starts=50",
-    "agent.buffer_size=2000",
-    "eval_every=100",
-    "eval_max_episode_steps=30",
-    "metrics_every=100",
-    "metrics_probe_size=32",
-    "log_every=100",
-    "logger.wandb_mode=disabled",
-    "logger.progress_bar=false",
-]
+SWEEP = ["-m", "+reset=none,fire", "seed=0,1", *TINY_SWEEP]
 
 
 @pytest.fixture(scope="module")
 def real_sweep(tmp_path_factory) -> Path:
     sweep = tmp_path_factory.mktemp("sweep") / "multirun"
-    command = [sys.executable, "-m", "fire_rl.train", *SWEEP, f"hydra.sweep.dir={sweep}"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    result = run_train(*SWEEP, f"hydra.sweep.dir={sweep}", timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     return sweep
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY, compose_cfg
+from conftest import REPO, TINY, TINY_SWEEP, compose_cfg, run_train
 
 from fire_rl.build import build_run
 from fire_rl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
@@ -30,7 +30,7 @@ def command(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(command(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout, env=ENV)
+    return run_train(*args, timeout=timeout, env=ENV)
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -138,15 +138,7 @@ def test_resume_refuses_another_configuration_and_overwrites_nothing(tmp_path):
 @pytest.mark.slow
 def test_two_job_sweep_through_the_submitit_local_launcher(tmp_path):
     result = run_cli(
-        "-m",
-        "hydra/launcher=submitit_local",
-        "+reset=none,full",
-        *TINY,
-        "env.tasks.0.steps=100",
-        "env.tasks.1.steps=100",
-        "env.tasks.2.steps=100",
-        "agent.learning_starts=50",
-        f"hydra.sweep.dir={tmp_path}",
+        "-m", "hydra/launcher=submitit_local", "+reset=none,full", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     finished = [p.parent for p in tmp_path.glob("*/metrics.jsonl") if rows(p.parent)[-1]["event"] == "end"]

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY, compose_cfg
+from conftest import TINY, TINY_SWEEP, compose_cfg
+from conftest import run_train as run_cli
 
 from fire_rl.build import build_run
 from fire_rl.config import ConfigError
 from fire_rl.run_state import EpisodeTracker
 from fire_rl.train import crossed
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "fire_rl.train", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -57,16 +46,7 @@ def test_main_command_produces_run_directory(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_gives_each_job_its_own_run_directory(tmp_path):
-    result = run_cli(
-        "-m",
-        "+reset=none,full",
-        *TINY,
-        "env.tasks.0.steps=100",
-        "env.tasks.1.steps=100",
-        "env.tasks.2.steps=100",
-        "agent.learning_starts=50",
-        f"hydra.sweep.dir={tmp_path}",
-    )
+    result = run_cli("-m", "+reset=none,full", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     run_dirs = sorted(p.parent for p in tmp_path.glob("*/metrics.jsonl"))
     assert len(run_dirs) == 2
