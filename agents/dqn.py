@@ -10,25 +10,57 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.networks import NatureQNetwork
-from fire_rl.config import check_loop_keys, check_positive
+from agents.networks import ARCHITECTURES, QNetwork
+from agents.protocol import ResetDefaults
+from envs.suite import Spaces
+from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
+
+LOSS_KEYS = ("losses/td_loss",)
+# adam: the FIRE authors' DQN (and C-CHAIN's, with lr 3e-4); rmsprop_centered: the MinAtar paper's DQN.
+OPTIMIZERS = ("adam", "rmsprop_centered")
+LOSSES = ("huber", "mse")  # huber: DQN (Mnih et al. 2015), FIRE, MinAtar; mse: CleanRL's dqn_atari.py, C-CHAIN
+
+
+def make_optimizer(name: str, params, lr: float, adam_eps: float, alpha: float, rms_eps: float):
+    """Adam(lr, eps) or centered RMSprop(lr, alpha, eps)."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=adam_eps)
+    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=rms_eps, centered=True)
+
+
+def check_fits(spaces: Spaces, network: str) -> None:
+    """A discrete action space and observations of the network's frame size."""
+    if not spaces.discrete:
+        raise ConfigError(f"DQN needs a discrete action space, got {spaces}")
+    side = ARCHITECTURES[network].frame
+    if len(spaces.obs_shape) != 3 or spaces.obs_shape[1:] != (side, side):
+        raise ConfigError(
+            f"agent.network {network} expects observations (channels, {side}, {side}), the env gives "
+            f"{spaces.obs_shape}; choices: nature (84x84 Atari frames, agent=dqn), minatar (10x10, agent=dqn_minatar)"
+        )
 
 
 class DQNAgent:
-    """Epsilon-greedy DQN; `networks()`/`initial_params()`/`after_reset()` are what reset strategies act on."""
+    """Epsilon-greedy DQN behind the agent contract (agents/protocol.py), with the optional capabilities
+    GradientLosses (`losses`), FreshInit (`fresh_params`) and PlasticityInjectable (`inject_plasticity`)."""
 
-    discrete = True
-    # Per-paper optimizer policy for resets: the FIRE authors' DQN keeps Adam state for FIRE, Reset and S&P.
-    default_reset_optimizer = "keep"
+    loss_keys = LOSS_KEYS
+    # The FIRE authors' DQN: encoder gets the method, linear head back to theta0 (FIRE, S&P); Adam state kept.
+    reset_defaults = ResetDefaults(head_to_theta0=True, optimizer="keep")
 
     def __init__(
         self,
-        num_actions: int,
+        spaces: Spaces,
         device: str | torch.device = "cpu",
         seed: int = 0,
         *,
+        network: str = "nature",
+        optimizer: str = "adam",
         lr: float = 6.25e-5,
         adam_eps: float = 1.5e-4,
+        rmsprop_alpha: float = 0.95,
+        rmsprop_eps: float = 0.01,
+        loss: str = "huber",
         gamma: float = 0.99,
         batch_size: int = 32,
         target_update_every: int = 2_000,
@@ -41,28 +73,31 @@ class DQNAgent:
         **loop_settings: Any,  # num_envs, buffer_size, ... are read by the training loop, not the learner
     ):
         check_loop_keys("dqn", loop_settings)
+        check_choice("agent.network", network, ARCHITECTURES)
+        check_choice("agent.optimizer", optimizer, OPTIMIZERS)
+        check_choice("agent.loss", loss, LOSSES)
         for name, value in [("lr", lr), ("batch_size", batch_size), ("target_update_every", target_update_every)]:
             check_positive(f"agent.{name}", value)
         for name, value in [("epsilon_decay_steps", epsilon_decay_steps), ("learning_starts", learning_starts)]:
             check_positive(f"agent.{name}", value, allow_zero=True)
-        self.num_actions, self.device = num_actions, torch.device(device)
-        self.gamma, self.batch_size, self.reward_clip = gamma, batch_size, reward_clip
-        self.target_update_every = target_update_every
-        self.epsilon_start, self.epsilon_end = epsilon_start, epsilon_end
-        self.epsilon_decay_steps, self.learning_starts, self.eval_epsilon = (
-            epsilon_decay_steps,
+        check_fits(spaces, network)
+        self.num_actions, self.obs_shape, self.network = spaces.num_actions, spaces.obs_shape, network
+        self.device, self.seed = torch.device(device), seed
+        self.gamma, self.batch_size, self.reward_clip, self.loss = gamma, batch_size, reward_clip, loss
+        self.target_update_every, self.learning_starts, self.eval_epsilon = (
+            target_update_every,
             learning_starts,
             eval_epsilon,
         )
-        self.seed = seed
+        self.epsilon_start, self.epsilon_end, self.epsilon_decay_steps = epsilon_start, epsilon_end, epsilon_decay_steps
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         # Evaluation draws from its own stream, so how often one evaluates does not change the training trajectory.
         self.eval_rng = np.random.default_rng([seed, 1])
-        self.q = NatureQNetwork(num_actions).to(self.device)
+        self.q = self._new_network().to(self.device)
         self.target = copy.deepcopy(self.q)
         self.theta0 = {k: v.detach().clone() for k, v in self.q.state_dict().items()}
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr, eps=adam_eps)
+        self.optimizer = make_optimizer(optimizer, self.q.parameters(), lr, adam_eps, rmsprop_alpha, rmsprop_eps)
         self.last_target_sync = 0
 
     # --- acting -----------------------------------------------------------------------------------------------
@@ -77,6 +112,9 @@ class DQNAgent:
             )
         )
 
+    def log_values(self, step: int) -> dict[str, float]:
+        return {"charts/epsilon": self.epsilon(step)}
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, step: int, explore: bool = True) -> np.ndarray:
         """Epsilon-greedy actions for a batch of stacked uint8 observations."""
@@ -87,7 +125,7 @@ class DQNAgent:
 
     # --- learning ---------------------------------------------------------------------------------------------
     def losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """Huber one-step TD loss on a replay batch (differentiable; gradient-aware resets use it too)."""
+        """One-step TD loss (Huber or MSE) on a replay batch (differentiable; gradient-aware resets use it too)."""
         obs, next_obs = (torch.as_tensor(batch[k], device=self.device) for k in ("obs", "next_obs"))
         actions = torch.as_tensor(batch["actions"], device=self.device).long()
         rewards = torch.as_tensor(batch["rewards"], device=self.device)
@@ -97,7 +135,7 @@ class DQNAgent:
         with torch.no_grad():
             target = rewards + self.gamma * (1.0 - terminated) * self.target(next_obs).max(1).values
         q = self.q(obs).gather(1, actions[:, None]).squeeze(1)
-        return {"q": F.smooth_l1_loss(q, target)}
+        return {"q": F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)}
 
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
         """One gradient step, and a hard target copy whenever `step` crosses a multiple of target_update_every."""
@@ -108,9 +146,13 @@ class DQNAgent:
         if step // self.target_update_every > self.last_target_sync // self.target_update_every:
             self.target.load_state_dict(self.q.state_dict())
             self.last_target_sync = step
-        return {"losses/td_loss": loss.item()}
+        return {LOSS_KEYS[0]: loss.item()}
 
     # --- what resets and metrics see --------------------------------------------------------------------------
+    def _new_network(self) -> QNetwork:
+        """A freshly initialised Q-network for this agent's observations and actions."""
+        return QNetwork(self.num_actions, in_channels=self.obs_shape[0], architecture=self.network)
+
     def networks(self) -> dict[str, tuple[nn.Module, torch.optim.Optimizer]]:
         return {"q": (self.q, self.optimizer)}
 
@@ -126,7 +168,7 @@ class DQNAgent:
         seed = int(np.random.SeedSequence([self.seed, draw]).generate_state(1)[0])
         with torch.random.fork_rng(devices=[]):  # leave the training RNG stream untouched
             torch.manual_seed(seed)
-            net = NatureQNetwork(self.num_actions)
+            net = self._new_network()
         return {"q": net.state_dict()}
 
     @property

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.protocol import ResetDefaults
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
+from envs.suite import Spaces
 from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
 
 NETWORKS = ("mlp", "simba")
@@ -96,15 +98,16 @@ def linear_weights(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 class SACAgent:
-    """SAC behind the agent contract; `after_reset()` applies the paper's SAC reset semantics (fire-paper.md 1.6)."""
+    """SAC behind the agent contract (agents/protocol.py); `after_reset()` applies the paper's SAC reset semantics
+    (fire-paper.md 1.6)."""
 
-    discrete = False
-    default_reset_optimizer = "clear_all"  # after_reset rebuilds every optimizer anyway (the paper's SAC resets)
+    loss_keys = LOSS_KEYS
+    # The paper's SAC resets treat every dense layer alike; after_reset rebuilds every optimizer anyway.
+    reset_defaults = ResetDefaults(head_to_theta0=False, optimizer="clear_all")
 
     def __init__(
         self,
-        obs_dim: int,
-        action_dim: int,
+        spaces: Spaces,
         device: str | torch.device = "cpu",
         seed: int = 0,
         *,
@@ -129,6 +132,9 @@ class SACAgent:
         **loop_settings: Any,  # num_envs, buffer_size, updates_per_env_step are read by the training loop
     ):
         check_loop_keys("sac", loop_settings)
+        if spaces.discrete or len(spaces.obs_shape) != 1:
+            raise ConfigError(f"SAC needs flat observations and continuous actions, got {spaces}")
+        obs_dim, action_dim = spaces.obs_shape[0], spaces.action_shape[0]
         check_choice("agent.network", network, NETWORKS)
         sizes = dict(
             actor_hidden=actor_hidden,
@@ -170,6 +176,10 @@ class SACAgent:
     @property
     def alpha(self) -> float:
         return float(self.log_alpha.detach().exp())
+
+    def log_values(self, step: int) -> dict[str, float]:
+        """Nothing beyond the losses (alpha is among them)."""
+        return {}
 
     # --- acting -----------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -10,8 +10,10 @@ import ale_py
 import gymnasium as gym
 from ale_py.vector_env import AtariVectorEnv
 
-from envs.sequence import Task, TaskSequence
+from envs.sequence import Task
+from envs.suite import EnvSuite, Spaces, with_episode_cap
 from fire_rl.config import ConfigError, check_choice, check_positive
+from fire_rl.replay import FrameReplay
 
 gym.register_envs(ale_py)
 
@@ -105,48 +107,79 @@ def make_vector_env(task: Task, settings: AtariSettings, num_envs: int) -> gym.v
     return gym.vector.SyncVectorEnv([lambda: make_env(task, settings) for _ in range(num_envs)])
 
 
-def env_record(sequence: TaskSequence, settings: AtariSettings) -> dict[str, Any]:
-    """Every ALE setting in force, per task, for the run directory."""
-    tasks = []
-    for task in sequence.distinct_tasks:
-        env = _base_env(task, settings)
-        ale = env.unwrapped.ale
-        tasks.append(
-            {
-                "name": task.name,
-                "env_id": task.env_id,
-                "make_kwargs": dict(env.spec.kwargs),
-                "mode": task.kwargs.get("mode"),  # None: the game's default mode
-                "difficulty": task.kwargs.get("difficulty"),
-                "available_modes": [int(m) for m in ale.getAvailableModes()],
-                "available_difficulties": [int(d) for d in ale.getAvailableDifficulties()],
-                "num_actions": int(env.action_space.n),
-                "backend": "ale_vector" if uses_ale_vector(task, settings) else "gymnasium",
-            }
+class AtariSuite(EnvSuite):
+    """ALE v5 games (and their modes and difficulties) with the FIRE paper's DQN preprocessing."""
+
+    kind = "atari"
+    agent_family = "dqn"
+    settings_type = AtariSettings
+
+    def spaces(self) -> Spaces:
+        """Check ids, modes, difficulties and action spaces; every task shares one action count."""
+        valid_ids = ale_ids()
+        counts = {}
+        for task in self.sequence.distinct_tasks:
+            if task.dynamics:
+                raise ConfigError(f"task {task.name} sets dynamics, which only MuJoCo task sequences have")
+            if task.env_id not in valid_ids:
+                _reject_env_id(task.env_id, valid_ids)
+            unknown = set(task.kwargs) - {"mode", "difficulty"}
+            if unknown:
+                raise ConfigError(
+                    f"task {task.name}: unknown Atari task keys {sorted(unknown)}; valid: mode, difficulty"
+                )
+            env = gym.make(task.env_id, frameskip=1, full_action_space=self.settings.full_action_space)
+            ale = env.unwrapped.ale
+            _check_in(task, "mode", task.kwargs.get("mode"), list(ale.getAvailableModes()))
+            _check_in(task, "difficulty", task.kwargs.get("difficulty"), list(ale.getAvailableDifficulties()))
+            counts[task.name] = int(env.action_space.n)
+            env.close()
+        if len(set(counts.values())) > 1:
+            raise ConfigError(f"the task sequence mixes action spaces {counts}; set env.full_action_space=true")
+        side, stack = self.settings.screen_size, self.settings.frame_stack
+        return Spaces.discrete_actions((stack, side, side), next(iter(counts.values())))
+
+    def check_run(self, needs_exact_snapshots: bool) -> None:
+        """Exact snapshots (checkpoint_every, stop_at_step) need the gymnasium backend."""
+        if needs_exact_snapshots and any(uses_ale_vector(t, self.settings) for t in self.sequence.distinct_tasks):
+            raise ConfigError(
+                "checkpoint_every / stop_at_step need exact env snapshots, which env.settings.backend=ale_vector "
+                "cannot give (its state lives in C++ threads); use env.settings.backend=gymnasium"
+            )
+
+    def make_vector_env(self, task: Task, num_envs: int) -> gym.vector.VectorEnv:
+        return make_vector_env(task, self.settings, num_envs)
+
+    def make_eval_env(self, task: Task, max_episode_steps: int) -> gym.Env:
+        return make_env(task, with_episode_cap(self.settings, max_episode_steps))
+
+    def family_record(self) -> dict[str, Any]:
+        """Every ALE setting in force, per task."""
+        tasks = []
+        for task in self.sequence.distinct_tasks:
+            env = _base_env(task, self.settings)
+            ale = env.unwrapped.ale
+            tasks.append(
+                {
+                    "name": task.name,
+                    "env_id": task.env_id,
+                    "make_kwargs": dict(env.spec.kwargs),
+                    "mode": task.kwargs.get("mode"),  # None: the game's default mode
+                    "difficulty": task.kwargs.get("difficulty"),
+                    "available_modes": [int(m) for m in ale.getAvailableModes()],
+                    "available_difficulties": [int(d) for d in ale.getAvailableDifficulties()],
+                    "num_actions": int(env.action_space.n),
+                    "backend": "ale_vector" if uses_ale_vector(task, self.settings) else "gymnasium",
+                }
+            )
+            env.close()
+        return {"ale_py_version": ale_py.__version__, "settings": asdict(self.settings), "tasks": tasks}
+
+    def make_replay(self, spaces: Spaces, capacity: int, num_envs: int, seed: int) -> FrameReplay:
+        """Each 84x84 frame stored once; stacks rebuilt by index."""
+        return FrameReplay(
+            capacity, num_envs, stack=self.settings.frame_stack, frame_shape=spaces.obs_shape[1:], seed=seed
         )
-        env.close()
-    return {"ale_py_version": ale_py.__version__, "settings": asdict(settings), "tasks": tasks}
-
-
-def validate_tasks(sequence: TaskSequence, settings: AtariSettings) -> int:
-    """Check ids, modes, difficulties and action spaces before training; return the shared action count."""
-    valid_ids = ale_ids()
-    counts = {}
-    for task in sequence.distinct_tasks:
-        if task.env_id not in valid_ids:
-            _reject_env_id(task.env_id, valid_ids)
-        unknown = set(task.kwargs) - {"mode", "difficulty"}
-        if unknown:
-            raise ConfigError(f"task {task.name}: unknown Atari task keys {sorted(unknown)}; valid: mode, difficulty")
-        env = gym.make(task.env_id, frameskip=1, full_action_space=settings.full_action_space)
-        ale = env.unwrapped.ale
-        _check_in(task, "mode", task.kwargs.get("mode"), list(ale.getAvailableModes()))
-        _check_in(task, "difficulty", task.kwargs.get("difficulty"), list(ale.getAvailableDifficulties()))
-        counts[task.name] = int(env.action_space.n)
-        env.close()
-    if len(set(counts.values())) > 1:
-        raise ConfigError(f"the task sequence mixes action spaces {counts}; set env.full_action_space=true")
-    return next(iter(counts.values()))
 
 
 def _check_in(task: Task, key: str, value: Any, valid: list[int]) -> None:
@@ -155,6 +188,11 @@ def _check_in(task: Task, key: str, value: Any, valid: list[int]) -> None:
 
 
 def _reject_env_id(env_id: str, valid_ids: list[str]) -> None:
+    if env_id.startswith("MinAtar/"):
+        raise ConfigError(
+            f"{env_id} is a MinAtar game, not an ALE one: MinAtar tasks form their own sequence with env.kind: "
+            "minatar (e.g. env=minatar3 agent=dqn_minatar)"
+        )
     if env_id in gym.registry:
         space = gym.make(env_id).action_space
         raise ConfigError(

@@ -12,8 +12,10 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from envs.sequence import Task, TaskSequence
+from envs.sequence import Task, TaskSequence, build_sequence
+from envs.suite import EnvSuite, Spaces, with_episode_cap
 from fire_rl.config import ConfigError, check_positive
+from fire_rl.replay import TransitionReplay
 
 # The dynamics vocabulary. Scales are relative to the env's own XML values (each task builds a fresh model), so
 # they never compound across tasks.
@@ -182,53 +184,82 @@ def make_vector_env(task: Task, settings: MujocoSettings, num_envs: int) -> gym.
     return gym.vector.SyncVectorEnv([lambda: make_env(task, settings) for _ in range(num_envs)])
 
 
-def env_record(sequence: TaskSequence, settings: MujocoSettings, draws: Mapping[str, Any] | None = None) -> dict:
-    """Every setting, make-kwarg and dynamics value in force, per task, for the run directory."""
-    tasks = []
-    for task in sequence.distinct_tasks:
-        env = make_env(task, settings)
-        tasks.append(
-            {
-                "name": task.name,
-                "env_id": task.env_id,
-                "make_kwargs": dict(env.spec.kwargs) if env.spec else dict(task.kwargs),
-                "dynamics_requested": dict(task.dynamics),
-                "dynamics_in_force": dynamics_in_force(env, task.dynamics),
-                "obs_shape": list(env.observation_space.shape),
-                "action_shape": list(env.action_space.shape),
-                "env_action_low": env.unwrapped.action_space.low.tolist(),  # before rescaling to [-1, 1]
-                "env_action_high": env.unwrapped.action_space.high.tolist(),
-            }
-        )
-        env.close()
-    versions = {"gymnasium_version": gym.__version__, "mujoco_version": mujoco.__version__}
-    return {**versions, "settings": asdict(settings), "draws": dict(draws or {}), "tasks": tasks}
+class MujocoSuite(EnvSuite):
+    """Gymnasium MuJoCo v5 tasks whose dynamics (friction, gravity, mass, damping) or make-kwargs change per task."""
 
+    kind = "mujoco"
+    agent_family = "sac"
+    settings_type = MujocoSettings
 
-def validate_tasks(sequence: TaskSequence, settings: MujocoSettings) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Check ids, make-kwargs, dynamics and spaces before training; return the shared (obs_shape, action_shape)."""
-    shapes = {}
-    for task in sequence.distinct_tasks:
-        check_dynamics(task.name, task.dynamics)
-        env = _checked_base(task, settings)
-        obs_space, act_space = env.observation_space, env.action_space
-        env.close()
-        if not isinstance(act_space, gym.spaces.Box):
-            raise ConfigError(
-                f"{task.env_id} has a discrete action space {act_space}; SAC needs continuous (Box) actions "
-                "(for Atari use agent=dqn with an Atari env config such as env=atari3)"
+    def build_sequence(self, env_cfg: Mapping[str, Any]) -> TaskSequence:
+        """The listed tasks, each copied once per seeded dynamics draw when `env.draws` is given."""
+        self.draws = dict(env_cfg["draws"]) if env_cfg.get("draws") else None
+        return build_sequence(draw_tasks(list(env_cfg.get("tasks") or []), self.draws), env_cfg.get("cycles", 1))
+
+    def spaces(self) -> Spaces:
+        """Check ids, make-kwargs, dynamics and spaces; every task shares one observation and action shape."""
+        shapes = {}
+        for task in self.sequence.distinct_tasks:
+            check_dynamics(task.name, task.dynamics)
+            env = _checked_base(task, self.settings)
+            obs_space, act_space = env.observation_space, env.action_space
+            env.close()
+            if not isinstance(act_space, gym.spaces.Box):
+                raise ConfigError(
+                    f"{task.env_id} has a discrete action space {act_space}; SAC needs continuous (Box) actions "
+                    "(for Atari use agent=dqn with an Atari env config such as env=atari3)"
+                )
+            if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+                raise ConfigError(f"{task.env_id} has observation space {obs_space}; SAC here needs flat vectors")
+            shapes[task.name] = (tuple(obs_space.shape), tuple(act_space.shape))
+        for i, what in enumerate(("observation", "action")):
+            if len({s[i] for s in shapes.values()}) > 1:
+                per_task = {name: s[i] for name, s in shapes.items()}
+                raise ConfigError(
+                    f"the task sequence mixes {what} shapes {per_task}; fire_rl does not pad observations or "
+                    "actions, so every task of a sequence needs the same shapes"
+                )
+        return Spaces.box_actions(*next(iter(shapes.values())))
+
+    def make_vector_env(self, task: Task, num_envs: int) -> gym.vector.VectorEnv:
+        return make_vector_env(task, self.settings, num_envs)
+
+    def make_eval_env(self, task: Task, max_episode_steps: int) -> gym.Env:
+        return make_env(task, with_episode_cap(self.settings, max_episode_steps))
+
+    @property
+    def steps_per_act(self) -> int:
+        return self.settings.action_repeat
+
+    def switch_values(self, task: Task, envs: gym.vector.VectorEnv) -> dict[str, Any]:
+        """The make-kwargs and every dynamics value in force, read back from the model."""
+        in_force = dynamics_in_force(envs.envs[0], task.dynamics)
+        return {**super().switch_values(task, envs), **{f"task/{k}": v for k, v in in_force.items()}}
+
+    def family_record(self) -> dict[str, Any]:
+        """Every setting, make-kwarg and dynamics value in force, per task, and the draw settings."""
+        tasks = []
+        for task in self.sequence.distinct_tasks:
+            env = make_env(task, self.settings)
+            tasks.append(
+                {
+                    "name": task.name,
+                    "env_id": task.env_id,
+                    "make_kwargs": dict(env.spec.kwargs) if env.spec else dict(task.kwargs),
+                    "dynamics_requested": dict(task.dynamics),
+                    "dynamics_in_force": dynamics_in_force(env, task.dynamics),
+                    "obs_shape": list(env.observation_space.shape),
+                    "action_shape": list(env.action_space.shape),
+                    "env_action_low": env.unwrapped.action_space.low.tolist(),  # before rescaling to [-1, 1]
+                    "env_action_high": env.unwrapped.action_space.high.tolist(),
+                }
             )
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise ConfigError(f"{task.env_id} has observation space {obs_space}; SAC here needs flat vectors")
-        shapes[task.name] = (tuple(obs_space.shape), tuple(act_space.shape))
-    for i, what in enumerate(("observation", "action")):
-        if len({s[i] for s in shapes.values()}) > 1:
-            per_task = {name: s[i] for name, s in shapes.items()}
-            raise ConfigError(
-                f"the task sequence mixes {what} shapes {per_task}; fire_rl does not pad observations or actions, "
-                "so every task of a sequence needs the same shapes"
-            )
-    return next(iter(shapes.values()))
+            env.close()
+        versions = {"gymnasium_version": gym.__version__, "mujoco_version": mujoco.__version__}
+        return {**versions, "settings": asdict(self.settings), "draws": dict(self.draws or {}), "tasks": tasks}
+
+    def make_replay(self, spaces: Spaces, capacity: int, num_envs: int, seed: int) -> TransitionReplay:
+        return TransitionReplay(capacity, num_envs, spaces.obs_shape, spaces.action_shape, seed=seed)
 
 
 def _checked_base(task: Task, settings: MujocoSettings) -> gym.Env:

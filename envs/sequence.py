@@ -92,3 +92,21 @@ def build_sequence(tasks: Sequence[Mapping[str, Any]], cycles: int = 1) -> TaskS
         if names.setdefault(task.name, task) != task:
             raise ConfigError(f"two different tasks share the name {task.name!r}; give one of them a 'name'")
     return TaskSequence(visits=tuple(parsed) * cycles)
+
+
+def sequence_record(sequence: TaskSequence) -> list[dict[str, Any]]:
+    """Every visit as plain data, for env.json: what compare reads back to know exactly what a run trained on."""
+    return [
+        {"name": t.name, "env_id": t.env_id, "steps": t.steps, "kwargs": dict(t.kwargs), "dynamics": dict(t.dynamics)}
+        for t in sequence.visits
+    ]
+
+
+def sequence_from_record(visits: Sequence[Mapping[str, Any]]) -> TaskSequence:
+    """Inverse of sequence_record."""
+    return TaskSequence(
+        visits=tuple(
+            Task(v["env_id"], int(v["steps"]), v["name"], dict(v.get("kwargs") or {}), dict(v.get("dynamics") or {}))
+            for v in visits
+        )
+    )

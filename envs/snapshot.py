@@ -2,7 +2,8 @@
 
 A gymnasium env is a chain of wrappers around a simulator. The snapshot copies each wrapper's own state (frame
 stacks, sticky-action memory, time-limit counters, RNGs) and the simulator's: the ALE system state with its RNG,
-or MuJoCo's integration state. Configuration and handles are rebuilt with the env, never copied.
+MuJoCo's integration state, or whatever an env of fire_rl's own returns from `snapshot_state()` (MinAtar).
+Configuration and handles are rebuilt with the env, never copied.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ _NOT_STATE = {
     "_metadata",
     "render_mode",
     "mujoco_renderer",
+    "func",  # a transform wrapper's function (e.g. RescaleAction's), rebuilt from its settings
+    "_action_set",  # the game's action list, rebuilt with the env
+    "autoreset_mode",  # the vector env's configuration
+    "game",  # MinAtar's game object: its state comes from the env's own snapshot_state()
 }
 _MJ_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
@@ -52,6 +57,8 @@ def _own_state(obj: Any) -> dict[str, Any]:
 
 
 def _simulator_state(base: Any) -> dict[str, Any]:
+    if callable(getattr(base, "snapshot_state", None)):  # an env of fire_rl's own that snapshots itself (MinAtar)
+        return {"own": base.snapshot_state()}
     if hasattr(base, "ale"):
         return {"ale": base.ale.cloneState(include_rng=True)}
     if isinstance(getattr(base, "data", None), mujoco.MjData):
@@ -74,8 +81,10 @@ def restore_env(env: gym.Env, snapshot: list[dict[str, Any]]) -> None:
         raise ValueError(f"the env has {len(layers)} layers but the snapshot {len(snapshot)}: different wrappers")
     for layer, state in zip(layers, snapshot, strict=True):
         state = dict(state)
-        ale_state, mj_state = state.pop("ale", None), state.pop("mujoco", None)
+        ale_state, mj_state, own = state.pop("ale", None), state.pop("mujoco", None), state.pop("own", None)
         vars(layer).update(copy.deepcopy(state))
+        if own is not None:
+            layer.restore_state(own)
         if ale_state is not None:
             layer.ale.restoreState(ale_state)
         if mj_state is not None:

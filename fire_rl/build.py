@@ -1,6 +1,7 @@
-"""Build a run from its configuration: validate everything, then construct envs settings, agent, replay and reset.
+"""Build a run from its configuration: validate everything, then construct the env suite, agent, replay and reset.
 
-Nothing here trains and nothing here writes: bad input is refused with a ConfigError before any file exists.
+Nothing here trains and nothing here writes until `open_outputs`: bad input is refused with a ConfigError before
+any file exists. The family-specific parts come from the env suite (envs/suite.py) that `env.kind` picks.
 """
 
 from __future__ import annotations
@@ -9,41 +10,22 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from agents.sac import LOSS_KEYS as SAC_LOSS_KEYS
-from envs import atari, mujoco
-from envs.atari import AtariSettings
-from envs.mujoco import MujocoSettings
-from envs.sequence import TaskSequence, build_sequence
+from agents.protocol import Agent
+from envs.sequence import TaskSequence
+from envs.suite import SUITES, EnvSuite, Spaces, build_suite, suite_class
 from fire_rl.config import ConfigError, check_choice, check_positive
 from fire_rl.logging import WANDB_MODES, RunLogger
-from fire_rl.replay import FrameReplay, TransitionReplay
+from fire_rl.resets.base import ResetStrategy
 from fire_rl.resets.none import NoReset
 
-
-@dataclass(frozen=True)
-class Family:
-    """An env kind and the one agent family that trains on it."""
-
-    agent: str  # the agent config's `name`
-    envs: ModuleType  # make_env, make_vector_env, env_record, validate_tasks
-    settings: type
-    loss_keys: tuple[str, ...]  # what `agent.update()` returns, averaged into the `train` rows
-
-
-FAMILIES = {
-    "atari": Family("dqn", atari, AtariSettings, ("losses/td_loss",)),
-    "mujoco": Family("sac", mujoco, MujocoSettings, SAC_LOSS_KEYS),
-}
-# The paper's SAC resets treat every dense layer alike; `paper_dqn` (Linear layers back to theta0) is DQN-only.
-SAC_RESET_POLICIES = {"fire": "project_all", "shrink_perturb": "all"}
+RESOLVED_FILE = "resolved.json"
 
 
 @dataclass
@@ -52,29 +34,59 @@ class Run:
 
     cfg: DictConfig
     run_dir: Path
-    family: Family
-    settings: AtariSettings | MujocoSettings
-    sequence: TaskSequence
-    agent: Any
-    reset: Any
-    replay: FrameReplay | TransitionReplay
+    suite: EnvSuite
+    spaces: Spaces
+    agent: Agent
+    reset: ResetStrategy
+    replay: Any  # the suite's replay buffer (fire_rl/replay.py)
+    resolved: dict[str, Any]  # what build settled that the config leaves open (device, the reset's per-agent form)
     probe_rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    draws: dict | None = None  # the seeded dynamics draws (MuJoCo), recorded in env.json
     logger: RunLogger | None = None  # opened by open_outputs() once nothing can be refused any more
 
     @property
-    def steps_per_act(self) -> int:
-        """Env steps per agent decision: the MuJoCo action repeat (an Atari agent step is already one env step)."""
-        return getattr(self.settings, "action_repeat", 1)
+    def sequence(self) -> TaskSequence:
+        return self.suite.sequence
 
 
-def resolve_device(name: str) -> str:
-    check_choice("device", name, ("auto", "cpu", "cuda"))
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda asked for, but torch sees no CUDA device; use device=auto or cpu")
-    return name
+def build_run(cfg: DictConfig, run_dir: Path) -> Run:
+    """Validate the whole configuration and construct every component; raises ConfigError on bad input."""
+    validate_loop(cfg)
+    if cfg.torch_threads is not None:
+        check_positive("torch_threads", cfg.torch_threads)
+        torch.set_num_threads(cfg.torch_threads)
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    check_pairing(cfg.agent.name, env_cfg.get("kind", "atari"))
+    suite = build_suite(env_cfg)
+    suite.check_run(needs_exact_snapshots=bool(cfg.get("checkpoint_every") or cfg.get("stop_at_step")))
+    spaces = suite.spaces()
+    device = resolve_device(cfg.device)
+    agent = make_agent(cfg.agent, spaces, device, cfg.seed)
+    replay = suite.make_replay(spaces, cfg.agent.buffer_size, cfg.agent.num_envs, cfg.seed)
+    reset = build_reset(cfg)
+    resolved = {"device": device, "spaces": dataclasses.asdict(spaces), "reset": resolve_reset(cfg, reset, agent)}
+    probe_rng = np.random.default_rng(cfg.seed + 1)
+    return Run(cfg, run_dir, suite, spaces, agent, reset, replay, resolved, probe_rng)
+
+
+def open_outputs(run: Run, wandb_id: str | None = None) -> None:
+    """Write config.yaml, env.json and resolved.json into the run directory and open the metrics logger."""
+    (run.run_dir / "env.json").write_text(json.dumps(run.suite.record(), indent=2))
+    (run.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(run.cfg, resolve=True))
+    (run.run_dir / RESOLVED_FILE).write_text(json.dumps(run.resolved, indent=2))
+    container = OmegaConf.to_container(run.cfg, resolve=True)
+    run.logger = RunLogger(run.run_dir, container, run.cfg.logger.wandb_mode, run.cfg.logger.wandb_project, wandb_id)
+
+
+def check_run_options(cfg: DictConfig) -> None:
+    """Checkpoint cadence and stop options: refused before anything is built."""
+    for key in ("checkpoint_every", "stop_at_step"):
+        if cfg[key] is not None:
+            check_positive(key, cfg[key])
+    check_positive("checkpoint_keep", cfg.checkpoint_keep)
+    if cfg.resume and not Path(cfg.resume).is_dir():
+        raise ConfigError(f"resume={cfg.resume!r} is not a run directory")
+    if cfg.branch_from and not Path(cfg.branch_from).is_dir():
+        raise ConfigError(f"branch_from={cfg.branch_from!r} does not exist (give a checkpoints/step_* directory)")
 
 
 def validate_loop(cfg: DictConfig) -> None:
@@ -89,122 +101,52 @@ def validate_loop(cfg: DictConfig) -> None:
     check_choice("logger.wandb_mode", cfg.logger.wandb_mode, WANDB_MODES)
 
 
-def build_run(cfg: DictConfig, run_dir: Path) -> Run:
-    """Validate the whole configuration and construct every component; raises ConfigError on bad input."""
-    validate_loop(cfg)
-    if cfg.torch_threads is not None:
-        check_positive("torch_threads", cfg.torch_threads)
-        torch.set_num_threads(cfg.torch_threads)
-    kind = check_family(cfg)
-    family = FAMILIES[kind]
-    try:
-        settings = family.settings(**cfg.env.settings)
-    except TypeError as err:  # an unknown key
-        valid = ", ".join(f.name for f in dataclasses.fields(family.settings))
-        raise ConfigError(f"env.settings: {err}; valid keys for {kind}: {valid}") from err
-    draws = OmegaConf.to_container(cfg.env.draws) if cfg.env.get("draws") else None
-    if draws and kind != "mujoco":
-        raise ConfigError("env.draws (dynamics drawn per task) needs a MuJoCo task sequence (env.kind: mujoco)")
-    sequence = build_sequence(mujoco.draw_tasks(OmegaConf.to_container(cfg.env.tasks), draws), cfg.env.cycles)
-    if kind == "atari" and (cfg.get("checkpoint_every") or cfg.get("stop_at_step")):
-        if any(atari.uses_ale_vector(task, settings) for task in sequence.distinct_tasks):
-            raise ConfigError(
-                "checkpoint_every / stop_at_step need exact env snapshots, which env.settings.backend=ale_vector "
-                "cannot give (its state lives in C++ threads); use env.settings.backend=gymnasium"
-            )
-    agent, replay = build_learner(cfg, kind, sequence, settings)
-    resolve_reset(cfg, agent)
-    reset = build_reset(cfg)
-    try:
-        reset.select_layers(agent)  # a `layers` pattern that matches nothing is a typo: refuse it now
-    except ValueError as err:
-        raise ConfigError(f"reset {cfg.reset.name!r}: {err}") from err
-    probe_rng = np.random.default_rng(cfg.seed + 1)
-    return Run(cfg, run_dir, family, settings, sequence, agent, reset, replay, probe_rng, draws=draws)
-
-
-def open_outputs(run: Run, wandb_id: str | None = None) -> None:
-    """Write config.yaml and env.json into the run directory and open the metrics logger (appending)."""
-    record = run.family.envs.env_record(run.sequence, run.settings)
-    record = {**record, "draws": run.draws} if run.draws else record
-    (run.run_dir / "env.json").write_text(json.dumps(record, indent=2))
-    (run.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(run.cfg, resolve=True))
-    container = OmegaConf.to_container(run.cfg, resolve=True)
-    run.logger = RunLogger(run.run_dir, container, run.cfg.logger.wandb_mode, run.cfg.logger.wandb_project, wandb_id)
-
-
-def check_family(cfg: DictConfig) -> str:
-    """The env kind, and that the agent is the family that trains on it."""
-    kind = cfg.env.get("kind", "atari")
-    check_choice("env.kind", kind, FAMILIES)
-    expected = FAMILIES[kind].agent
-    if cfg.agent.name != expected:
+def check_pairing(agent_name: str, kind: str) -> None:
+    """The env kind exists and the agent is the family that trains on it."""
+    expected = suite_class(kind).agent_family
+    if agent_name != expected:
+        pairings = ", ".join(f"{k} -> {suite_class(k).agent_family}" for k in SUITES)
         raise ConfigError(
-            f"agent {cfg.agent.name!r} is not available for {kind.capitalize()} task sequences; valid choices: "
-            f"{expected} (pairings: agent=dqn|dqn_paper with env=atari3; agent=sac|sac_simba with a MuJoCo env "
-            "such as env=slippery_ant or +experiment=slippery_ant)"
+            f"agent {agent_name!r} does not train on env.kind {kind} task sequences; valid choices: {expected} "
+            f"(pairings by env.kind: {pairings}; every configs/agent/ preset names its family in `name`)"
         )
-    return kind
 
 
-def build_learner(cfg: DictConfig, kind: str, sequence: TaskSequence, settings) -> tuple[Any, Any]:
-    """Check the tasks against the family, then the agent sized to their spaces and its replay buffer."""
-    device, agent_cfg = resolve_device(cfg.device), cfg.agent
-    if kind == "atari":
-        with_dynamics = [task.name for task in sequence.distinct_tasks if task.dynamics]
-        if with_dynamics:
-            raise ConfigError(f"tasks {with_dynamics} set dynamics, which only MuJoCo task sequences have")
-        num_actions = atari.validate_tasks(sequence, settings)
-        agent = instantiate_agent(agent_cfg, num_actions=num_actions, device=device, seed=cfg.seed)
-        replay = FrameReplay(agent_cfg.buffer_size, agent_cfg.num_envs, stack=settings.frame_stack, seed=cfg.seed)
-        return agent, replay
-    obs_shape, action_shape = mujoco.validate_tasks(sequence, settings)
-    agent = instantiate_agent(agent_cfg, obs_dim=obs_shape[0], action_dim=action_shape[0], device=device, seed=cfg.seed)
-    replay = TransitionReplay(agent_cfg.buffer_size, agent_cfg.num_envs, obs_shape, action_shape, seed=cfg.seed)
-    return agent, replay
+def resolve_device(name: str) -> str:
+    check_choice("device", name, ("auto", "cpu", "cuda"))
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda asked for, but torch sees no CUDA device; use device=auto or cpu")
+    return name
 
 
-def instantiate_agent(agent_cfg: DictConfig, **kwargs: Any) -> Any:
-    """Hydra instantiation with the agent's own ConfigError (Hydra wraps it) passed through as is."""
-    try:
-        return instantiate(agent_cfg, **kwargs)
-    except Exception as err:
-        if isinstance(err.__cause__, ConfigError):
-            raise err.__cause__ from None
-        raise
+def make_agent(agent_cfg: DictConfig, spaces: Spaces, device: str, seed: int) -> Agent:
+    """The agent class named by `_target_`, sized to the spaces; its hyperparameters are the other keys."""
+    options = OmegaConf.to_container(agent_cfg, resolve=True)
+    return get_class(options.pop("_target_"))(spaces, device=device, seed=seed, **options)
 
 
-def resolve_reset(cfg: DictConfig, agent: Any) -> None:
-    """Settle what the opt-in reset config cannot know; written into cfg so config.yaml shows what ran.
-
-    An experiment preset's `reset_at_steps` join the reset's `at_steps` (a preset cannot edit a group the user adds
-    later with `+reset=`). Under SAC, FIRE's DQN-only `paper_dqn` policy becomes the paper's SAC mode (every dense
-    kernel projected: `project_all`), since SAC has no conv encoder to treat apart.
-    """
-    if "reset" not in cfg or cfg.reset is None:
-        return
-    with open_dict(cfg):
-        extra = cfg.get("reset_at_steps") or []
-        if extra and "at_steps" in cfg.reset:
-            at_steps = cfg.reset.at_steps
-            at_steps = [at_steps] if isinstance(at_steps, int) else list(at_steps)
-            cfg.reset.at_steps = sorted({int(s) for s in [*at_steps, *extra]})
-        if not agent.discrete and cfg.reset.get("policy") == "paper_dqn":
-            name = cfg.reset.get("name")
-            if name not in SAC_RESET_POLICIES:
-                raise ConfigError(f"reset {name!r}: policy paper_dqn is DQN-only; choose another policy for SAC")
-            cfg.reset.policy = SAC_RESET_POLICIES[name]
-            print(f"fire_rl: SAC agent: reset.policy paper_dqn -> {cfg.reset.policy} (the paper's SAC mode)")
-
-
-def build_reset(cfg: DictConfig):
-    """The configured reset strategy, or none when `+reset=` was not given."""
+def build_reset(cfg: DictConfig) -> ResetStrategy:
+    """The configured reset strategy (none when `+reset=` was not given), with a preset's `reset_at_steps` added."""
     if "reset" not in cfg or cfg.reset is None:
         return NoReset()
     options = OmegaConf.to_container(cfg.reset, resolve=True)
     options.pop("name", None)
     try:
-        return instantiate(options)
+        strategy = instantiate(options)
     except Exception as err:  # Hydra wraps the strategy's own ValueError
         cause = err.__cause__ or err
         raise ConfigError(f"reset {cfg.reset.get('name')!r}: {cause}") from err
+    # A preset cannot edit a group the user adds later with +reset=, so its extra steps join here.
+    strategy.schedule = strategy.schedule.with_steps(cfg.get("reset_at_steps") or [])
+    return strategy
+
+
+def resolve_reset(cfg: DictConfig, reset: ResetStrategy, agent: Agent) -> dict[str, Any]:
+    """What the strategy settles for this agent (capabilities checked, per-agent defaults): for resolved.json."""
+    try:
+        return reset.resolve(agent)
+    except ValueError as err:  # a missing capability, a layer pattern matching nothing, a DQN-only policy
+        name = cfg.reset.get("name") if cfg.get("reset") else "none"
+        raise ConfigError(f"reset {name!r}: {err}") from err

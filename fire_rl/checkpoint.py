@@ -4,12 +4,20 @@ A checkpoint directory holds `state.pt` (everything but the replay arrays: netwo
 states, env snapshots, loop counters, reset-strategy state, logger position), `replay.npz` (the replay arrays,
 optionally compressed) and `manifest.json` (written last: file sizes, step, configuration fingerprint). A directory
 without a manifest, or whose files do not match it, is incomplete and is never loaded.
+
+Loading runs no code from the checkpoint: the .pt files are read with `torch.load(weights_only=True)`, which admits
+only tensors and primitive containers (dict, list, tuple, str, bytes, numbers, None), and `replay.npz` with numpy's
+default `allow_pickle=False`. The few other things a run's state holds (numpy arrays and scalars, numpy RNGs,
+deques, ALE emulator states) are written as tagged primitives by `encode` and rebuilt by `decode`, an explicit
+allowlist; anything else cannot be saved, and a file holding anything else is refused.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import pickle
 import shutil
 import warnings
 from pathlib import Path
@@ -20,10 +28,94 @@ import torch
 
 CHECKPOINT_DIR = "checkpoints"
 MANIFEST = "manifest.json"
+_TAG = "__fire_rl__"  # marks an encoded value: {_TAG: kind, ...}
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, incomplete, corrupt, or from another configuration."""
+
+
+# --- the allowlist: encode at save, decode at load -----------------------------------------------------------
+
+_PRIMITIVES = (str, bytes, int, float, bool, type(None), torch.Tensor)
+
+
+def encode(obj: Any, where: str = "state") -> Any:
+    """The same tree with every allowlisted non-primitive as a tagged dict; TypeError (naming where) otherwise."""
+    if isinstance(obj, _PRIMITIVES):
+        return obj
+    if isinstance(obj, dict):
+        return {k: encode(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        items = [encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, np.ndarray | np.generic):
+        array = np.asarray(obj)
+        if array.dtype.hasobject:
+            raise TypeError(f"{where}: object arrays cannot go into a checkpoint")
+        kind = "ndarray" if isinstance(obj, np.ndarray) else "npscalar"
+        return {_TAG: kind, "dtype": array.dtype.str, "shape": list(array.shape), "data": array.tobytes()}
+    if isinstance(obj, np.random.Generator):
+        return {_TAG: "generator", "state": encode(obj.bit_generator.state, where)}
+    if isinstance(obj, np.random.RandomState):
+        return {_TAG: "randomstate", "state": encode(obj.get_state(legacy=False), where)}
+    if isinstance(obj, collections.deque):
+        return {_TAG: "deque", "items": encode(list(obj), where), "maxlen": obj.maxlen}
+    if type(obj).__name__ == "ALEState":
+        return {_TAG: "ale_state", "data": obj.serialize()}
+    raise TypeError(f"{where}: {type(obj).__module__}.{type(obj).__qualname__} is not allowed in a checkpoint")
+
+
+def decode(obj: Any) -> Any:
+    """Inverse of encode."""
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(decode(v) for v in obj)
+    if not isinstance(obj, dict):
+        return obj
+    kind = obj.get(_TAG)
+    if kind is None:
+        return {k: decode(v) for k, v in obj.items()}
+    if kind in ("ndarray", "npscalar"):
+        array = np.frombuffer(obj["data"], dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+        return array if kind == "ndarray" else array[()]
+    if kind == "generator":
+        state = decode(obj["state"])
+        generator = np.random.Generator(getattr(np.random, state["bit_generator"])())
+        generator.bit_generator.state = state
+        return generator
+    if kind == "randomstate":
+        legacy = np.random.RandomState()
+        legacy.set_state(decode(obj["state"]))
+        return legacy
+    if kind == "deque":
+        return collections.deque(decode(obj["items"]), maxlen=obj["maxlen"])
+    if kind == "ale_state":
+        import ale_py
+
+        return ale_py.ALEState(obj["data"])
+    raise CheckpointError(f"unknown encoded kind {kind!r}")
+
+
+def save_tree(tree: Any, path: Path) -> None:
+    """torch.save of the encoded tree."""
+    torch.save(encode(tree), path)
+
+
+def load_tree(path: Path) -> Any:
+    """Load a file written by save_tree, running no code from it; CheckpointError names the file otherwise."""
+    try:
+        raw = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint file {path} holds something outside the allowlist (tensors, numpy arrays, RNG states, "
+            f"primitive containers), so it is not loaded: {first}"
+        ) from err
+    except Exception as err:  # zip and torch errors: a damaged file
+        raise CheckpointError(f"checkpoint file {path} is corrupt: {type(err).__name__}: {err}") from err
+    return decode(raw)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -49,11 +141,11 @@ def save_checkpoint(
     final, tmp = root / f"step_{step:012d}", root / f".tmp_step_{step:012d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    torch.save(state, tmp / "state.pt")
+    save_tree(state, tmp / "state.pt")
     arrays = {k: v for k, v in replay.items() if isinstance(v, np.ndarray)}
     scalars = {k: v for k, v in replay.items() if not isinstance(v, np.ndarray)}
     (np.savez_compressed if compress else np.savez)(tmp / "replay.npz", **arrays)
-    torch.save(scalars, tmp / "replay_meta.pt")
+    save_tree(scalars, tmp / "replay_meta.pt")
     files = {p.name: p.stat().st_size for p in tmp.iterdir()}
     manifest = {"step": step, "files": files, "fingerprint": fingerprint}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -96,12 +188,11 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(state, replay state, manifest) of one checkpoint; CheckpointError if it is incomplete or corrupt."""
     manifest = read_manifest(path)
+    state, replay = load_tree(path / "state.pt"), dict(load_tree(path / "replay_meta.pt"))
     try:
-        state = torch.load(path / "state.pt", weights_only=False, map_location="cpu")
-        replay = dict(torch.load(path / "replay_meta.pt", weights_only=False))
-        with np.load(path / "replay.npz") as arrays:
+        with np.load(path / "replay.npz") as arrays:  # allow_pickle=False: arrays only
             replay.update({k: arrays[k] for k in arrays.files})
-    except Exception as err:  # zip, pickle and torch errors all mean the same thing here
+    except Exception as err:  # zip and numpy errors all mean the same thing here
         raise CheckpointError(f"checkpoint {path} is corrupt: {type(err).__name__}: {err}") from err
     return state, replay, manifest
 

@@ -8,6 +8,7 @@ method (or any dotted config key), and writes curves, tables, rliable aggregates
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -18,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from envs.sequence import TaskSequence, build_sequence
+from envs.sequence import TaskSequence, sequence_from_record
+from envs.suite import build_suite
 from fire_rl import compare_stats as st
 from fire_rl.compare_plots import describe, write_outputs
 from fire_rl.logging import METRICS_FILE
@@ -107,15 +109,29 @@ def group_label(config: dict, key: str) -> str:
     return f"{key.rsplit('.', 1)[-1]}={value}"
 
 
-def make_record(path: str, config: dict, rows: list[dict], group_by: str) -> RunRecord:
-    """A RunRecord from a resolved config and rows; SkipRun when the config has no usable task sequence."""
+def run_sequence(path: str, config: dict, env_record: dict | None) -> TaskSequence:
+    """The sequence the run trained on: read back from its env.json, else built by its env suite from the config
+    (dynamics draws included); SkipRun when neither works."""
+    if env_record and env_record.get("sequence"):
+        return sequence_from_record(env_record["sequence"])
     try:
-        env = config["env"]
-        sequence = build_sequence(env["tasks"], env.get("cycles", 1))
+        return build_suite(config["env"]).sequence
     except Exception as err:  # a config from another version or a hand-edited one
-        raise SkipRun(f"{path}: no usable env.tasks in its config ({err}); skipped") from err
+        raise SkipRun(f"{path}: no usable task sequence in env.json or config.yaml ({err}); skipped") from err
+
+
+def make_record(path: str, config: dict, rows: list[dict], group_by: str, sequence: TaskSequence) -> RunRecord:
+    """A RunRecord from a resolved config, the sequence it ran and its rows."""
     rows = [r for r in rows if isinstance(r, dict) and "event" in r and isinstance(r.get("step"), int | float)]
     return RunRecord(path, config, group_label(config, group_by), sequence, rows)
+
+
+def read_env_record(run_dir: Path) -> dict | None:
+    """env.json, or None when it is missing or unreadable (older runs, killed before writing it)."""
+    try:
+        return json.loads((run_dir / "env.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
@@ -128,7 +144,9 @@ def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
         # Stage 1 of a midpoint protocol: the methods' own runs branch from it; counting it would add a fake "none".
         raise SkipRun(f"{run_dir}: stopped at step {config['stop_at_step']} (stage 1 of a branch protocol); skipped")
     rows, problems = read_rows_checked(run_dir)
-    return make_record(str(run_dir), config, rows, group_by), [f"{run_dir}: {p}" for p in problems]
+    sequence = run_sequence(str(run_dir), config, read_env_record(run_dir))
+    record = make_record(str(run_dir), config, rows, group_by, sequence)
+    return record, [f"{run_dir}: {p}" for p in problems]
 
 
 def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[str]]:
@@ -160,10 +178,11 @@ def wandb_runs(project: str, group_by: str, notes: list[str]) -> list[RunRecord]
     for run in remote:
         path, config = f"wandb:{project}/{run.id}", dict(run.config)
         try:
-            sequence = build_sequence(config["env"]["tasks"], config["env"].get("cycles", 1))
-            records.append(make_record(path, config, rows_from_history(run.scan_history(), sequence), group_by))
-        except (KeyError, TypeError, ValueError, SkipRun) as err:
-            notes.append(f"{path}: no usable env.tasks in its config ({err}); skipped")
+            sequence = run_sequence(path, config, None)
+            rows = rows_from_history(run.scan_history(), sequence)
+            records.append(make_record(path, config, rows, group_by, sequence))
+        except SkipRun as skip:
+            notes.append(str(skip))
     return records
 
 

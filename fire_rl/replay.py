@@ -194,13 +194,14 @@ class TransitionReplay(_TimeMajorReplay):
         action_shape: tuple[int, ...] = (),
         seed: int = 0,
         action_dtype: type = np.float32,
+        obs_dtype: type = np.float32,
     ):
         self.num_envs, self.obs_shape = num_envs, tuple(obs_shape)
         self.T = capacity // num_envs  # slots per env; capacity counts transitions over all envs
         if self.T < 2:
             raise ValueError(f"capacity={capacity} gives {self.T} slots per env for num_envs={num_envs}; need 2+")
         shape = (self.T, num_envs)
-        self.obs = np.zeros(shape + self.obs_shape, dtype=np.float32)  # np.zeros: pages are mapped lazily
+        self.obs = np.zeros(shape + self.obs_shape, dtype=obs_dtype)  # np.zeros: pages are mapped lazily
         self.actions = np.zeros(shape + tuple(action_shape), dtype=action_dtype)
         self._init_slots(shape, seed)
 

@@ -8,6 +8,8 @@ run draws from, and the logger's position (metrics-file offset, elapsed time, wa
 from __future__ import annotations
 
 import random
+import signal
+import sys
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import torch
 from omegaconf import OmegaConf
 
 from envs.snapshot import restore_vector_env, snapshot_vector_env
-from fire_rl.build import Run
+from fire_rl.build import Run, open_outputs
 from fire_rl.checkpoint import (
     CheckpointError,
     check_fingerprint,
@@ -61,6 +63,15 @@ class EpisodeTracker:
         self.resetting = done.copy()
         return episodes
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"returns": self.returns, "lengths": self.lengths, "resetting": self.resetting}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> EpisodeTracker:
+        tracker = cls(len(state["returns"]))
+        tracker.returns, tracker.lengths, tracker.resetting = state["returns"], state["lengths"], state["resetting"]
+        return tracker
+
 
 @dataclass
 class LoopState:
@@ -74,6 +85,19 @@ class LoopState:
     obs: np.ndarray | None = None
     envs: dict[str, Any] | None = None
     branch_reset: bool = False  # apply the configured reset once, at the branch point
+
+    def state_dict(self, envs) -> dict[str, Any]:
+        """Plain data for a checkpoint; `envs` (mid-visit) is snapshotted exactly."""
+        state = {**self.__dict__, "losses": dict(self.losses), "envs": snapshot_vector_env(envs) if envs else None}
+        state["tracker"] = self.tracker.state_dict() if self.tracker is not None else None
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LoopState:
+        loop = cls(**state)
+        loop.losses = defaultdict(list, loop.losses)
+        loop.tracker = EpisodeTracker.from_state(loop.tracker) if loop.tracker is not None else None
+        return loop
 
 
 def identity(run: Run) -> dict[str, Any]:
@@ -90,16 +114,60 @@ def shapes(run: Run) -> dict[str, Any]:
     return {"agent": run.cfg.agent.name, "networks": nets, "replay": replay}
 
 
+def crossed(prev_step: int, step: int, every: int | None) -> bool:
+    """True when (prev_step, step] contains a multiple of `every` (never when `every` is None)."""
+    return every is not None and step // every > prev_step // every
+
+
+class Checkpointer:
+    """When the loop saves (every task switch, every `checkpoint_every` steps, a stop request) and when it stops
+    (a signal, or `stop_at_step`), plus the one-shot reset of a branched run."""
+
+    def __init__(self, run: Run):
+        self.run, cfg = run, run.cfg
+        self.every, self.stop_at, self.compress = cfg.checkpoint_every, cfg.stop_at_step, cfg.checkpoint_compress
+        self.signals: list[str] = []
+
+    def request_stop(self, signum: int, frame: Any = None) -> None:
+        """Signal handler: checkpoint at the end of the current step, then stop."""
+        self.signals.append(signal.Signals(signum).name)
+
+    def already_stopped(self, loop: LoopState) -> bool:
+        """Re-running a finished stage 1 resumes at its stop and must stop again at once."""
+        return self.stop_at is not None and loop.step >= self.stop_at
+
+    def after_step(self, loop: LoopState, envs, obs, prev_step: int, visit_done: bool) -> str | None:
+        """Save mid-visit when due or stopping (the switch checkpoint covers a visit's last step); returns why to
+        stop (a signal name or `stop_at_step`), else None."""
+        stop = self.signals[0] if self.signals else None
+        if stop is None and self.stop_at is not None and prev_step < self.stop_at <= loop.step:
+            stop = "stop_at_step"
+        if stop or (crossed(prev_step, loop.step, self.every) and not visit_done):
+            loop.obs = obs
+            save(self.run, loop, envs, self.compress)
+        return stop
+
+    def at_switch(self, loop: LoopState) -> None:
+        """Every switch (and the end) is a checkpoint: the branch points of a sequence."""
+        save(self.run, loop, None, self.compress)
+
+    def take_branch_reset(self, loop: LoopState) -> bool:
+        """True once, at the first visit start of a branched run: that is when its reset is applied."""
+        pending, loop.branch_reset = loop.branch_reset, False
+        return pending
+
+
 def save(run: Run, loop: LoopState, envs, compress: bool = False) -> Path:
     """Write a checkpoint of the whole run at the loop's current position."""
     state = {
-        "loop": {**loop.__dict__, "losses": dict(loop.losses), "envs": snapshot_vector_env(envs) if envs else None},
+        "loop": loop.state_dict(envs),
         "agent": run.agent.state_dict(),
         "rng": {
             "probe": run.probe_rng.bit_generator.state,
             "torch": torch.get_rng_state(),
             "numpy": np.random.get_state(),
             "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         },
         "logger": {**run.logger.position(), "wandb_id": run.logger.wandb_id},
     }
@@ -125,9 +193,7 @@ def restore(run: Run, state: dict[str, Any], replay: dict[str, Any]) -> LoopStat
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     np.random.set_state(state["rng"]["numpy"])
     random.setstate(state["rng"]["python"])
-    loop = LoopState(**state["loop"])
-    loop.losses = defaultdict(list, loop.losses)
-    return loop
+    return LoopState.from_state(state["loop"])
 
 
 def restore_envs(envs, loop: LoopState) -> None:
@@ -159,4 +225,20 @@ def branch(run: Run, path: str) -> LoopState:
         warnings.warn(f"branching from {path}: its task sequence differs from this run's", stacklevel=2)
     loop = restore(run, state, replay)
     loop.branch_reset = True
+    return loop
+
+
+def start(run: Run) -> LoopState:
+    """A fresh loop, or the state of the run directory's last checkpoint, or a branch from another run's."""
+    cfg = run.cfg
+    resumed = resume(run)
+    if resumed is not None:
+        loop, logger_state = resumed
+        open_outputs(run, wandb_id=logger_state.get("wandb_id"))
+        run.logger.continue_from(logger_state["elapsed_s"])
+        print(f"fire_rl: resuming {run.run_dir} at step {loop.step}", file=sys.stderr)
+        return loop
+    loop = branch(run, cfg.branch_from) if cfg.branch_from else LoopState()
+    truncate_metrics(run.run_dir, 0)  # rows of an earlier attempt that died before its first checkpoint
+    open_outputs(run)
     return loop

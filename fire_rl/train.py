@@ -1,37 +1,33 @@
 """Train an agent on a task sequence with a reset strategy: `python -m fire_rl.train +reset=fire`.
 
 The loop, top to bottom: build and validate everything (fire_rl/build.py), resume or branch if asked
-(fire_rl/run_state.py), then for each task visit make its envs, apply the reset at the switch, and
-step/learn/evaluate/probe/checkpoint until the visit's budget is spent. The env config's `kind` picks the family:
-atari (DQN, frame replay) or mujoco (SAC, flat replay); the loop itself is shared.
+(fire_rl/run_state.py), then for each task visit make its envs, apply the reset at the switch, and act, store,
+learn, evaluate, probe, reset and checkpoint until the visit's budget is spent. Everything family-specific comes
+from the env suite that `env.kind` picks (envs/suite.py); the agent is used through agents/protocol.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from envs import mujoco
 from envs.sequence import Task
 from fire_rl import run_state
-from fire_rl.build import Run, build_run, open_outputs
+from fire_rl.build import Run, build_run, check_run_options
 from fire_rl.checkpoint import CheckpointError
-from fire_rl.config import ConfigError, check_positive
-from fire_rl.logging import Progress, truncate_metrics
+from fire_rl.config import ConfigError
+from fire_rl.logging import Progress
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.plots import plot_returns
-from fire_rl.resets.none import NoReset
-from fire_rl.run_state import EpisodeTracker, LoopState
+from fire_rl.run_state import Checkpointer, EpisodeTracker, LoopState, crossed
 
 NAMING_KEYS = ("experiment", "agent", "env", "reset", "seed")
 # Preemption: write a checkpoint, then exit cleanly. SIGUSR2 is submitit's time-out/preemption signal: after the
@@ -66,20 +62,19 @@ def probe_metrics(run: Run, step: int, phase: str, probe: np.ndarray | None = No
 
 def apply_reset(run: Run, step: int, task: Task, reason: str) -> None:
     """Probe, reset, probe again, and log what the reset did (nothing at all for plain training)."""
-    if isinstance(run.reset, NoReset):
+    if not run.reset.changes_weights:
         return
     probe = probe_metrics(run, step, "pre_reset")
-    diagnostics = run.reset.apply(run.agent, step, sample_batch=lambda: run.replay.sample(run.cfg.agent.batch_size))
-    run.logger.log("reset", step, task=task.name, reason=reason, layers=run.reset.last_touched, **diagnostics)
+    report = run.reset.apply(run.agent, step, sample_batch=lambda: run.replay.sample(run.cfg.agent.batch_size))
+    run.logger.log("reset", step, task=task.name, reason=reason, layers=report.touched, **report.logs)
     probe_metrics(run, step, "post_reset", probe)
 
 
 def evaluate(run: Run, step: int, training_task: Task) -> None:
     """Greedy (Atari: near-greedy) episodes on EVERY task of the sequence, so forgetting shows; raw returns."""
     cfg, values = run.cfg, {}
-    settings = dataclasses.replace(run.settings, max_episode_steps=cfg.eval_max_episode_steps)
     for task in run.sequence.distinct_tasks:
-        env, returns = run.family.envs.make_env(task, settings), []  # the task's own dynamics
+        env, returns = run.suite.make_eval_env(task, cfg.eval_max_episode_steps), []  # the task's own dynamics
         for episode in range(cfg.eval_episodes):
             obs, _ = env.reset(seed=cfg.seed + 100_000 + episode)
             done, total = False, 0.0
@@ -91,14 +86,6 @@ def evaluate(run: Run, step: int, training_task: Task) -> None:
         env.close()
         values[f"eval/{task.name}/return"] = float(np.mean(returns))
     run.logger.log("eval", step, task=training_task.name, **values)
-
-
-def switch_values(run: Run, task: Task, envs) -> dict[str, Any]:
-    """What the switch row records: Atari mode/difficulty; MuJoCo make-kwargs and every dynamics value in force."""
-    if run.family.envs is not mujoco:
-        return {f"task/{k}": v for k, v in task.kwargs.items()}
-    in_force = mujoco.dynamics_in_force(envs.envs[0], task.dynamics)
-    return {**{f"task/{k}": v for k, v in task.kwargs.items()}, **{f"task/{k}": v for k, v in in_force.items()}}
 
 
 # --- the loop -----------------------------------------------------------------------------------------------------
@@ -114,43 +101,39 @@ class Cadence:
     eval_every: int
     metrics_every: int
     log_every: int
-    checkpoint_every: int | None
-    compress: bool
 
     @classmethod
     def of(cls, run: Run) -> Cadence:
         cfg = run.cfg
         return cls(
-            cfg.agent.num_envs * run.steps_per_act,
+            cfg.agent.num_envs * run.suite.steps_per_act,
             float(cfg.agent.updates_per_env_step),
             cfg.agent.batch_size,
             cfg.eval_every,
             cfg.metrics_every,
             cfg.log_every,
-            cfg.checkpoint_every,
-            cfg.checkpoint_compress,
         )
 
 
-def train(run: Run, loop: LoopState) -> str:
+def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
     """Run the sequence from `loop` to the end; returns how it stopped: done, stop_at_step or a signal name."""
     agent, replay, logger, every = run.agent, run.replay, run.logger, Cadence.of(run)
-    if run.cfg.stop_at_step is not None and loop.step >= run.cfg.stop_at_step:
-        return "stop_at_step"  # re-running a finished stage 1 resumes at its stop and stops again
+    if saver.already_stopped(loop):
+        return "stop_at_step"
     ends = np.cumsum([task.steps for task in run.sequence.visits])
     progress = Progress(run.sequence.total_steps, run.cfg.logger.progress_bar, initial=loop.step)
     started, start_step = time.perf_counter(), loop.step
     while loop.visit < len(run.sequence.visits):
         task = run.sequence.visits[loop.visit]
-        envs = run.family.envs.make_vector_env(task, run.settings, run.cfg.agent.num_envs)
-        obs = start_visit(run, loop, task, envs)
+        envs = run.suite.make_vector_env(task, run.cfg.agent.num_envs)
+        obs = start_visit(run, loop, task, envs, saver)
         while loop.step < ends[loop.visit]:
             # --- act and store ---
             actions = agent.act(obs, loop.step)
             next_obs, rewards, terminated, truncated, _ = envs.step(actions)
             replay.add(actions, rewards, terminated, truncated, next_obs)
             for episodic_return, length in loop.tracker.step(rewards, terminated | truncated):
-                length *= run.steps_per_act  # in env steps, like every count
+                length *= run.suite.steps_per_act  # in env steps, like every count
                 episode = {"charts/episodic_return": episodic_return, "charts/episodic_length": length}
                 logger.log("episode", loop.step, task=task.name, **episode)
                 progress.episode(episodic_return)
@@ -158,11 +141,7 @@ def train(run: Run, loop: LoopState) -> str:
             progress.advance(every.stride, task.name)
             # --- learn: updates_per_env_step gradient steps per env step, on average ---
             if loop.step > agent.learning_starts:
-                loop.update_credit += every.stride * every.updates_per_env_step
-                while loop.update_credit >= 1.0:
-                    for key, value in agent.update(replay.sample(every.batch_size), loop.step).items():
-                        loop.losses[key].append(value)
-                    loop.update_credit -= 1.0
+                learn(run, loop, every)
             # --- evaluation, probes, throughput; then a scheduled reset (so both see the pre-reset network) ---
             if crossed(prev_step, loop.step, every.eval_every) or loop.step >= run.sequence.total_steps:
                 evaluate(run, loop.step, task)
@@ -173,103 +152,56 @@ def train(run: Run, loop: LoopState) -> str:
                 loop.losses.clear()
             if run.reset.due(prev_step, loop.step, switched=False):
                 apply_reset(run, loop.step, task, "schedule")
-            # --- checkpoints and stops: always after everything this step logs ---
-            stop = stop_reason(run, prev_step, loop.step)
-            visit_done = loop.step >= ends[loop.visit]  # the switch checkpoint below covers this step
-            if stop or (crossed(prev_step, loop.step, every.checkpoint_every) and not visit_done):
-                loop.obs = obs
-                run_state.save(run, loop, envs, every.compress)
+            # --- checkpoint and stop: always after everything this step logs ---
+            stop = saver.after_step(loop, envs, obs, prev_step, visit_done=loop.step >= ends[loop.visit])
             if stop:
                 envs.close()
                 progress.close()
                 return stop
         envs.close()
         loop.visit, loop.obs = loop.visit + 1, None
-        run_state.save(run, loop, None, every.compress)  # at every switch: the branch points of a sequence
+        saver.at_switch(loop)
     progress.close()
     logger.log("end", loop.step)
     plot_returns(run.run_dir)
     return "done"
 
 
-def start_visit(run: Run, loop: LoopState, task: Task, envs) -> np.ndarray:
+def learn(run: Run, loop: LoopState, every: Cadence) -> None:
+    """The updates this vector step has earned; fractional credit carries over (0.25 per step: one every 4)."""
+    loop.update_credit += every.stride * every.updates_per_env_step
+    while loop.update_credit >= 1.0:
+        for key, value in run.agent.update(run.replay.sample(every.batch_size), loop.step).items():
+            loop.losses[key].append(value)
+        loop.update_credit -= 1.0
+
+
+def start_visit(run: Run, loop: LoopState, task: Task, envs, saver: Checkpointer) -> np.ndarray:
     """New envs for a visit: restored mid-episode on resume, else reset, logged, and reset-strategy applied."""
     if loop.envs is not None:
         run_state.restore_envs(envs, loop)
-        if loop.branch_reset:
+        if saver.take_branch_reset(loop):
             apply_reset(run, loop.step, task, "branch")
-        loop.branch_reset = False
         return loop.obs
     obs, _ = envs.reset(seed=run.cfg.seed + 1_000 * loop.visit)
     run.replay.start(obs)
     loop.tracker = EpisodeTracker(run.cfg.agent.num_envs)
-    run.logger.log(
-        "switch", loop.step, task=task.name, visit=loop.visit, env_id=task.env_id, **switch_values(run, task, envs)
-    )
-    switched = loop.visit > 0 and run.reset.due(loop.step, loop.step, switched=True)
-    if switched or loop.branch_reset:
-        apply_reset(run, loop.step, task, "branch" if loop.branch_reset else "switch")
-        loop.branch_reset = False
+    switch = run.suite.switch_values(task, envs)
+    run.logger.log("switch", loop.step, task=task.name, visit=loop.visit, env_id=task.env_id, **switch)
+    branched = saver.take_branch_reset(loop)
+    if branched or (loop.visit > 0 and run.reset.due(loop.step, loop.step, switched=True)):
+        apply_reset(run, loop.step, task, "branch" if branched else "switch")
         plot_returns(run.run_dir)
     return obs
 
 
-_stop_signal: list[str] = []
-
-
-def _request_stop(signum: int, frame: Any) -> None:
-    _stop_signal.append(signal.Signals(signum).name)
-
-
-def stop_reason(run: Run, prev_step: int, step: int) -> str | None:
-    """A stop signal received, or `stop_at_step` reached (stage 1 of the midpoint protocol)."""
-    if _stop_signal:
-        return _stop_signal[0]
-    at = run.cfg.stop_at_step
-    return "stop_at_step" if at is not None and prev_step < at <= step else None
-
-
 def log_train(run: Run, step: int, task: Task, losses: dict[str, list[float]], sps: float) -> None:
     """One `train` row: mean losses since the last row (None before learning), exploration, steps per second."""
-    values = {key: float(np.mean(losses[key])) if losses.get(key) else None for key in run.family.loss_keys}
-    if run.agent.discrete:
-        values["charts/epsilon"] = run.agent.epsilon(step)
+    values = {key: float(np.mean(losses[key])) if losses.get(key) else None for key in run.agent.loss_keys}
+    values.update(run.agent.log_values(step))
     values["charts/sps"] = sps
     values["charts/replay_size"] = len(run.replay)
     run.logger.log("train", step, task=task.name, **values)
-
-
-def crossed(prev_step: int, step: int, every: int | None) -> bool:
-    """True when (prev_step, step] contains a multiple of `every` (never when `every` is None)."""
-    return every is not None and step // every > prev_step // every
-
-
-def start(run: Run) -> LoopState:
-    """A fresh loop, or the state of the run directory's last checkpoint, or a branch from another run's."""
-    cfg = run.cfg
-    resumed = run_state.resume(run)
-    if resumed is not None:
-        loop, logger_state = resumed
-        open_outputs(run, wandb_id=logger_state.get("wandb_id"))
-        run.logger.continue_from(logger_state["elapsed_s"])
-        print(f"fire_rl: resuming {run.run_dir} at step {loop.step}", file=sys.stderr)
-        return loop
-    loop = run_state.branch(run, cfg.branch_from) if cfg.branch_from else LoopState()
-    truncate_metrics(run.run_dir, 0)  # rows of an earlier attempt that died before its first checkpoint
-    open_outputs(run)
-    return loop
-
-
-def check_run_options(cfg: DictConfig) -> None:
-    """Checkpoint cadence and stop options: refused before anything is built."""
-    for key in ("checkpoint_every", "stop_at_step"):
-        if cfg[key] is not None:
-            check_positive(key, cfg[key])
-    check_positive("checkpoint_keep", cfg.checkpoint_keep)
-    if cfg.resume and not Path(cfg.resume).is_dir():
-        raise ConfigError(f"resume={cfg.resume!r} is not a run directory")
-    if cfg.branch_from and not Path(cfg.branch_from).is_dir():
-        raise ConfigError(f"branch_from={cfg.branch_from!r} does not exist (give a checkpoints/step_* directory)")
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
@@ -278,12 +210,13 @@ def main(cfg: DictConfig) -> None:
     try:
         check_run_options(cfg)
         run = build_run(cfg, run_dir)
-        loop = start(run)
+        loop = run_state.start(run)
     except (ConfigError, CheckpointError) as err:
         sys.exit(f"fire_rl: error: {err}")
-    previous = {sig: signal.signal(sig, _request_stop) for sig in STOP_SIGNALS}
+    saver = Checkpointer(run)
+    previous = {sig: signal.signal(sig, saver.request_stop) for sig in STOP_SIGNALS}
     try:
-        how = train(run, loop)
+        how = train(run, loop, saver)
     finally:
         run.logger.close()
     print(f"run directory: {run_dir} ({how})")

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.dqn import DQNAgent  # noqa: E402
 from envs.atari import AtariSettings, make_env  # noqa: E402
 from envs.sequence import build_sequence  # noqa: E402
+from envs.suite import Spaces  # noqa: E402
 from fire_rl.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from fire_rl.replay import FrameReplay  # noqa: E402
 
@@ -70,7 +71,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
     args = parser.parse_args()
 
-    replay, agent = filled_replay(args.capacity, args.num_envs), DQNAgent(num_actions=18)
+    replay, agent = filled_replay(args.capacity, args.num_envs), DQNAgent(Spaces.discrete_actions((4, 84, 84), 18))
     root = Path(args.dir or tempfile.mkdtemp(prefix="fire_rl_ckpt_"))
     gib = 2**30
     start = time.perf_counter()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from agents.networks import NatureQNetwork
+from agents.networks import QNetwork
 from fire_rl.resets.fire import fire_project, fire_scale, newton_schulz
 
 CONVS = ("conv1", "conv2", "conv3")
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per measurement (median reported)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    net = NatureQNetwork(num_actions=18)
+    net = QNetwork(num_actions=18)
     weights = {name: getattr(net, name).weight.detach().clone() for name in (*CONVS, "fc1")}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), float32, 10 Newton-Schulz iterations")
     totals, worst = conv_table(weights, args.repeats)

@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from agents.sac import SACAgent
 from envs.mujoco import MujocoSettings, make_vector_env
 from envs.sequence import build_sequence
+from envs.suite import Spaces
 from fire_rl.replay import TransitionReplay
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
@@ -36,7 +37,7 @@ def env_steps_per_second(name: str, steps: int, warmup: int, seed: int = 0) -> f
     task = build_sequence([{"env_id": "HalfCheetah-v5", "steps": steps}]).visits[0]
     envs = make_vector_env(task, MujocoSettings(), 1)
     options = {**preset(name), "learning_starts": 0}
-    agent = SACAgent(17, 6, seed=seed, **options)
+    agent = SACAgent(Spaces.box_actions((17,), (6,)), seed=seed, **options)
     replay = TransitionReplay(warmup + steps + 10, 1, (17,), (6,), seed=seed)
     obs, _ = envs.reset(seed=seed)
     replay.start(obs)

@@ -9,18 +9,17 @@
 set -euo pipefail
 kind=${1:?usage: paper_midpoint.sh dqn|sac [overrides...]}
 shift
-declare -A METHODS=([vanilla]="" [fire]="+reset=fire" [full]="+reset=full")
+# Every strategy's default `policy: agent` is the authors' form for the agent (DQN S&P: SR-DQN style).
+declare -A METHODS=([vanilla]="" [fire]="+reset=fire" [full]="+reset=full" [shrink_perturb]="+reset=shrink_perturb")
 case "$kind" in
   dqn)
     ENVS=${ENVS:-"ALE/Asterix-v5 ALE/BeamRider-v5 ALE/DemonAttack-v5"}
     MIDPOINT=1250000
-    METHODS[shrink_perturb]="+reset=shrink_perturb reset.policy=paper_dqn"  # the authors' SR-DQN-style baseline
     METHODS[plasticity_injection]="+reset=plasticity_injection"
     ;;
   sac)
     ENVS=${ENVS:-"Humanoid-v5"}  # h1-walk-v0 h1-balance_simple-v0 h1-run-v0 once humanoid_bench is installed
     MIDPOINT=500000
-    METHODS[shrink_perturb]="+reset=shrink_perturb"
     ;;
   *) echo "unknown kind '$kind'; valid: dqn, sac" >&2; exit 2 ;;
 esac

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from envs.suite import Spaces
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(REPO / "configs")
 
@@ -62,3 +64,13 @@ def compose_cfg(overrides: list[str] | None = None):
 def _quiet_env(monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_MODE", os.environ.get("WANDB_MODE", "offline"))
+
+
+def atari_spaces(num_actions: int = 18) -> Spaces:
+    """The spaces of an Atari sequence with the default preprocessing: 4 stacked 84x84 uint8 frames."""
+    return Spaces.discrete_actions((4, 84, 84), num_actions)
+
+
+def box_spaces(obs_dim: int = 17, action_dim: int = 6) -> Spaces:
+    """Flat observations and continuous actions (HalfCheetah-v5: 17 and 6)."""
+    return Spaces.box_actions((obs_dim,), (action_dim,))

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import collections
+import json
+import os
 import pickle
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
+from conftest import TINY, run_train
 
+from envs import mujoco
 from envs.atari import AtariSettings, make_vector_env
 from envs.sequence import build_sequence
 from envs.snapshot import restore_env, restore_vector_env, snapshot_env, snapshot_vector_env
 from fire_rl.checkpoint import (
     CheckpointError,
     check_fingerprint,
+    decode,
+    encode,
     list_checkpoints,
     load_checkpoint,
     load_latest,
+    load_tree,
     save_checkpoint,
+    save_tree,
 )
 
 
@@ -108,3 +118,84 @@ def test_missing_and_foreign_checkpoints_are_named(tmp_path):
         load_checkpoint(tmp_path / "nowhere")
     with pytest.raises(CheckpointError, match="agent: checkpoint 'sac' vs now 'dqn'"):
         check_fingerprint({"agent": "sac"}, {"agent": "dqn"}, tmp_path)
+
+
+# --- loading runs no code from the checkpoint ----------------------------------------------------------------
+
+
+class _RunsCodeWhenUnpickled:
+    """What a hostile shared checkpoint could carry: unpickling it would run a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _plant(checkpoint, payload) -> None:
+    """Replace state.pt with a plain (unsafe) torch.save of `payload`, keeping the manifest consistent."""
+    torch.save(payload, checkpoint / "state.pt")
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    manifest["files"]["state.pt"] = (checkpoint / "state.pt").stat().st_size
+    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path):
+    checkpoint, marker = _save(tmp_path, 100), tmp_path / "code_ran"
+    _plant(checkpoint, {"loop": _RunsCodeWhenUnpickled(marker)})
+    with pytest.raises(CheckpointError, match=r"state\.pt holds something outside the allowlist"):
+        load_checkpoint(checkpoint)
+    assert not marker.exists()
+
+
+def test_branching_from_a_hostile_checkpoint_exits_with_one_line_and_writes_nothing(tmp_path):
+    checkpoint, marker = _save(tmp_path / "shared", 100), tmp_path / "code_ran"
+    _plant(checkpoint, {"loop": _RunsCodeWhenUnpickled(marker)})
+    run_dir = tmp_path / "branch"
+    result = run_train(*TINY, f"branch_from={checkpoint}", f"hydra.run.dir={run_dir}", timeout=300)
+    assert result.returncode != 0 and not marker.exists()
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("fire_rl: error: checkpoint file") and "state.pt" in last and "allowlist" in last
+    assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "config.yaml").exists()
+
+
+def test_the_allowlist_codec_round_trips_what_a_run_holds():
+    generator = np.random.default_rng(3)
+    tree = {
+        "array": np.arange(6, dtype=np.uint8).reshape(2, 3),
+        "scalar": np.int64(7),
+        "generator": generator,
+        "legacy": np.random.get_state(),
+        "queue": collections.deque([np.zeros(2), 1.5], maxlen=4),
+        "tensor": torch.arange(3),
+        "plain": (1, "a", None, [2.0, b"x"]),
+    }
+    back = decode(encode(tree))
+    assert back["array"].dtype == np.uint8 and np.array_equal(back["array"], tree["array"])
+    assert type(back["scalar"]) is np.int64 and back["scalar"] == 7
+    assert back["generator"].random() == np.random.default_rng(3).random()
+    assert back["queue"].maxlen == 4 and np.array_equal(back["queue"][0], np.zeros(2))
+    assert back["legacy"][0] == "MT19937" and np.array_equal(back["legacy"][1], tree["legacy"][1])
+    assert torch.equal(back["tensor"], tree["tensor"]) and back["plain"] == tree["plain"]
+    with pytest.raises(TypeError, match=r"state\['bad'\]: builtins.object is not allowed"):
+        encode({"bad": object()})
+
+
+@pytest.mark.parametrize("game", ["ALE/Pong-v5", "HalfCheetah-v5"])
+def test_env_snapshots_continue_exactly_through_a_checkpoint_file(game, tmp_path):
+    task = build_sequence([{"env_id": game, "steps": 10}]).visits[0]
+    if game.startswith("ALE"):
+        make = lambda: make_vector_env(task, AtariSettings(backend="gymnasium"), num_envs=2)  # noqa: E731
+    else:
+        make = lambda: mujoco.make_vector_env(task, mujoco.MujocoSettings(), 2)  # noqa: E731
+    envs = make()
+    envs.reset(seed=0)
+    actions = [envs.action_space.sample() for _ in range(12)]
+    _rollout(envs, actions[:4])
+    save_tree(snapshot_vector_env(envs), tmp_path / "envs.pt")
+    expected = _rollout(envs, actions[4:])
+    fresh = make()
+    restore_vector_env(fresh, load_tree(tmp_path / "envs.pt"))
+    for a, b in zip(expected, _rollout(fresh, actions[4:]), strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

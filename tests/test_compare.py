@@ -18,7 +18,7 @@ from conftest import REPO, TINY_SWEEP, run_train
 from envs.sequence import build_sequence
 from fire_rl import compare_stats as st
 from fire_rl.atari_scores import REFERENCE_SCORES, human_normalised
-from fire_rl.compare import RunRecord, main, rows_from_history
+from fire_rl.compare import RunRecord, load_run, load_runs, main, rows_from_history
 from fire_rl.compare_plots import PAPER_LABEL, eval_figure
 from fire_rl.plots import read_rows_checked
 
@@ -359,3 +359,65 @@ def test_stage_one_runs_of_a_branch_protocol_are_skipped(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("")
     with pytest.raises(SkipRun, match="stage 1"):
         load_run(tmp_path, "reset.name")
+
+
+# --- the sequence a run trained on --------------------------------------------------------------------------------
+
+ANT_DRAWS = {"key": "floor_friction", "count": 3, "low": 0.02, "high": 2.0, "log": True, "seed": 0}
+
+
+def test_compare_builds_the_drawn_sequence_when_env_json_is_missing(tmp_path):
+    """Runs from before env.json recorded the sequence: the MuJoCo suite redraws the frictions from the config."""
+    run = tmp_path / "old"
+    run.mkdir()
+    env = {"kind": "mujoco", "cycles": 1, "tasks": [{"env_id": "Ant-v5", "steps": 300}], "draws": ANT_DRAWS}
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "agent": {"name": "sac"}, "env": env}))
+    (run / "metrics.jsonl").write_text("")
+    record, _ = load_run(run, "reset.name")
+    names = [t.name for t in record.sequence.visits]
+    assert len(names) == 3 and all(n.startswith("Ant-floor_friction") for n in names)
+
+
+def test_compare_reads_the_sequence_back_from_env_json(tmp_path):
+    run = write_run(tmp_path / "r", "fire", 0, {50: {"Asterix": 1.0}}, games=("Asterix",))
+    recorded = [{"name": "Asterix-as-run", "env_id": "ALE/Asterix-v5", "steps": 100, "kwargs": {}, "dynamics": {}}]
+    (run / "env.json").write_text(json.dumps({"kind": "atari", "sequence": recorded}))
+    record, _ = load_run(run, "reset.name")
+    assert [t.name for t in record.sequence.visits] == ["Asterix-as-run"]
+
+
+ANT_SWEEP = [
+    "-m",
+    "+experiment=slippery_ant",
+    "+reset=none,fire",
+    "env.tasks.0.steps=300",
+    "env.draws.count=3",
+    "agent.learning_starts=100",
+    "agent.batch_size=32",
+    "agent.buffer_size=2000",
+    "eval_every=300",
+    "eval_max_episode_steps=20",
+    "metrics_every=150",
+    "metrics_probe_size=32",
+    "log_every=150",
+    "logger.wandb_mode=disabled",
+    "logger.progress_bar=false",
+]
+
+
+@pytest.mark.slow
+def test_compare_over_a_tiny_slippery_ant_sweep(tmp_path):
+    """The design's third command, then compare: one eval panel per drawn friction, every output written."""
+    sweep = tmp_path / "ant"
+    result = run_train(*ANT_SWEEP, f"hydra.sweep.dir={sweep}", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "out"
+    run_compare(sweep, "--out", out, "--reps", "50")
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    runs, _ = load_runs([sweep], "reset.name")
+    frictions = [t.name for t in runs[0].sequence.distinct_tasks]
+    assert len(frictions) == 3 and all(n.startswith("Ant-floor_friction") for n in frictions)
+    groups = {"none": [r for r in runs if r.group == "none"], "fire": [r for r in runs if r.group == "fire"]}
+    assert eval_figure(groups, runs[0].sequence, paper_overlay=False).panels == frictions
+    assert {r["task"] for r in read_csv(out / "summary.csv")} == set(frictions)

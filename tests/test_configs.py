@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pytest
 from conftest import CONFIG_DIR, compose_cfg
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from envs import atari, mujoco
-from envs.sequence import build_sequence
-from fire_rl.build import FAMILIES, build_reset, check_family
+from envs.suite import build_suite, suite_class
+from fire_rl.build import build_reset, make_agent
 from fire_rl.resets.base import ResetStrategy
 
 GROUP_FILES = sorted(p for p in Path(CONFIG_DIR).glob("*/*.yaml") if p.parent.name not in ("hydra", "experiment"))
@@ -26,26 +24,19 @@ def _overrides(path: Path) -> list[str]:
         return [f"+{own}"]
     cfg = compose_cfg([own])
     kind = cfg.env.get("kind", "atari")
-    if FAMILIES[kind].agent == cfg.agent.name:
+    if suite_class(kind).agent_family == cfg.agent.name:
         return [own]
     return [own, PARTNERS[cfg.agent.name] if group == "agent" else PARTNERS[kind]]
 
 
 def _agent_for_tasks(cfg):
-    """Validate the task sequence and instantiate the agent for its spaces, as the training loop does."""
-    kind = check_family(cfg)
-    settings = FAMILIES[kind].settings(**cfg.env.settings)
-    draws = OmegaConf.to_container(cfg.env.draws) if cfg.env.get("draws") else None
-    sequence = build_sequence(mujoco.draw_tasks(OmegaConf.to_container(cfg.env.tasks), draws), cfg.env.cycles)
-    if kind == "atari":
-        num_actions = atari.validate_tasks(sequence, settings)
-        assert num_actions == (18 if settings.full_action_space else 9)  # paper_dqn: Asterix's minimal set
-        agent = instantiate(cfg.agent, num_actions=num_actions, device="cpu", seed=0)
-        assert agent.num_actions == num_actions
-        return agent
-    obs_shape, action_shape = mujoco.validate_tasks(sequence, settings)
-    agent = instantiate(cfg.agent, obs_dim=obs_shape[0], action_dim=action_shape[0], device="cpu", seed=0)
-    assert agent.action_dim == action_shape[0] and not agent.discrete
+    """Validate the task sequence and build the agent for its spaces, as the training loop does."""
+    suite = build_suite(OmegaConf.to_container(cfg.env, resolve=True))
+    spaces = suite.spaces()
+    if suite.kind == "atari":
+        assert spaces.num_actions == (18 if suite.settings.full_action_space else 9)  # paper_dqn: Asterix's minimal set
+    agent = make_agent(cfg.agent, spaces, "cpu", 0)
+    assert agent.loss_keys and agent.reset_defaults.optimizer in ("keep", "clear_all")
     return agent
 
 
@@ -55,7 +46,7 @@ def test_config_file_composes_and_instantiates(path):
     agent = _agent_for_tasks(cfg)
     reset = build_reset(cfg)
     assert isinstance(reset, ResetStrategy)
-    reset.select_layers(agent)
+    assert reset.resolve(agent)["strategy"] == type(reset).__name__
     assert cfg.logger.wandb_mode in ("offline", "online", "disabled")
 
 

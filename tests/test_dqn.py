@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import atari_spaces
 
 from agents.dqn import DQNAgent
 
@@ -24,7 +25,7 @@ def _batch(n=8, seed=0):
 
 
 def test_network_init_is_xavier_uniform_with_zero_biases():
-    agent = DQNAgent(num_actions=18)
+    agent = DQNAgent(atari_spaces(18))
     for name in ("conv1", "conv2", "conv3", "fc1", "fc2"):
         layer = getattr(agent.q, name)
         receptive = layer.weight[0, 0].numel()  # 1 for a linear layer
@@ -36,14 +37,14 @@ def test_network_init_is_xavier_uniform_with_zero_biases():
 
 
 def test_epsilon_schedule():
-    agent = DQNAgent(num_actions=18, learning_starts=100, epsilon_decay_steps=1000)
+    agent = DQNAgent(atari_spaces(18), learning_starts=100, epsilon_decay_steps=1000)
     assert agent.epsilon(0) == agent.epsilon(100) == 1.0
     assert agent.epsilon(600) == np.float64(1.0 + 0.5 * (0.01 - 1.0))
     assert agent.epsilon(1100) == pytest.approx(0.01) and agent.epsilon(10**6) == pytest.approx(0.01)
 
 
 def test_td_target_clips_rewards_and_masks_terminals():
-    agent = DQNAgent(num_actions=18, gamma=0.9)
+    agent = DQNAgent(atari_spaces(18), gamma=0.9)
     with torch.no_grad():  # a target net whose Q is the constant 2.0 for every action
         agent.target.fc2.weight.zero_()
         agent.target.fc2.bias.fill_(2.0)
@@ -55,7 +56,7 @@ def test_td_target_clips_rewards_and_masks_terminals():
 
 
 def test_updates_reduce_td_loss_and_sync_target_on_schedule():
-    agent = DQNAgent(num_actions=18, lr=1e-3, target_update_every=10)
+    agent = DQNAgent(atari_spaces(18), lr=1e-3, target_update_every=10)
     batch = _batch()
     first = agent.losses(batch)["q"].item()
     for step in range(1, 9):
@@ -67,14 +68,14 @@ def test_updates_reduce_td_loss_and_sync_target_on_schedule():
 
 
 def test_act_is_greedy_when_epsilon_is_zero():
-    agent = DQNAgent(num_actions=18, eval_epsilon=0.0)
+    agent = DQNAgent(atari_spaces(18), eval_epsilon=0.0)
     obs = _batch()["obs"]
     greedy = agent.q(torch.as_tensor(obs)).argmax(1).numpy()
     assert np.array_equal(agent.act(obs, step=0, explore=False), greedy)
 
 
 def test_state_dict_round_trip():
-    agent, other = DQNAgent(num_actions=18, seed=0), DQNAgent(num_actions=18, seed=1)
+    agent, other = DQNAgent(atari_spaces(18), seed=0), DQNAgent(atari_spaces(18), seed=1)
     agent.update(_batch(), 1)
     other.load_state_dict(agent.state_dict())
     obs = _batch()["obs"]

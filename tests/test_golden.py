@@ -73,7 +73,9 @@ def differences(golden: list[dict], rows: list[dict]) -> list[str]:
     for i, (want, got) in enumerate(zip(golden, rows, strict=True)):
         for key, value in want.items():
             if key not in got or not same(value, got[key]):
-                found.append(f"row {i} ({want['event']} @ {want['step']}) {key}: golden {value!r}, now {got.get(key)!r}")
+                found.append(
+                    f"row {i} ({want['event']} @ {want['step']}) {key}: golden {value!r}, now {got.get(key)!r}"
+                )
     return found[:10]
 
 

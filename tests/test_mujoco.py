@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPO, compose_cfg
 
-from envs.mujoco import DYNAMICS, MujocoSettings, draw_tasks, make_env, make_vector_env, validate_tasks
+from envs.mujoco import DYNAMICS, MujocoSettings, MujocoSuite, draw_tasks, make_env, make_vector_env
 from envs.sequence import build_sequence
 from fire_rl.build import build_run, open_outputs
 from fire_rl.config import ConfigError
@@ -168,12 +168,21 @@ BAD = {
     "dynamics without MuJoCo": (["env.tasks.0.env_id=Pendulum-v1"], "need a MuJoCo env"),
     "bad make-kwarg": (["+env.tasks.0.forward_weight=2"], "rejects make-kwargs"),
     "unknown env id": (["env.tasks.0.env_id=HalfCheeta-v5"], "did you mean HalfCheetah-v5"),
-    "SAC on Atari": (["env=atari3"], "valid choices: dqn (pairings"),
+    "SAC on Atari": (["env=atari3"], "valid choices: dqn (pairings by env.kind: atari -> dqn, mujoco -> sac"),
     "DQN on MuJoCo": (["agent=dqn"], "valid choices: sac (pairings"),
     "unknown env kind": (["env.kind=dmc"], "valid choices: atari, mujoco"),
     "bad network preset": (["agent.network=resnet"], "valid choices: mlp, simba"),
     "non-positive draw bound": (["env=slippery_ant", "env.draws.low=0"], "0 < low <= high"),
     "Atari setting on MuJoCo": (["+env.settings.frame_skip=4"], "valid keys for mujoco: action_repeat"),
+    # A strategy needing a capability SAC lacks is refused at build, naming both.
+    "ReDo under SAC": (
+        ["+reset=redo"],
+        "ReDo needs the agent capability FreshInit (agents/protocol.py), which SACAgent",
+    ),
+    "injection under SAC": (
+        ["+reset=plasticity_injection"],
+        "capability PlasticityInjectable (agents/protocol.py), which SACAgent",
+    ),
 }
 
 
@@ -196,9 +205,9 @@ def test_humanoid_bench_ids_say_how_to_install():
         import humanoid_bench  # noqa: F401
     except ImportError:
         with pytest.raises(ConfigError, match="not on PyPI.*git"):
-            validate_tasks(build_sequence([{"env_id": "h1-walk-v0", "steps": 10}]), SETTINGS)
+            MujocoSuite({"tasks": [{"env_id": "h1-walk-v0", "steps": 10}]}).spaces()
     else:
-        assert validate_tasks(build_sequence([{"env_id": "h1-walk-v0", "steps": 10}]), SETTINGS)
+        assert MujocoSuite({"tasks": [{"env_id": "h1-walk-v0", "steps": 10}]}).spaces()
 
 
 # --- flat replay on a real env ------------------------------------------------------------------------------
@@ -286,7 +295,8 @@ def test_slippery_ant_command_produces_run_directory(tmp_path):
     resets = [row for row in rows if row["event"] == "reset"]
     assert [row["step"] for row in resets] == [300, 600]
     assert "critic/q1.out" in resets[0]["layers"] and "actor/mean" in resets[0]["layers"]
-    assert "policy: project_all" in (tmp_path / "config.yaml").read_text()
+    assert json.loads((tmp_path / "resolved.json").read_text())["reset"]["policy"] == "project_all"
+    assert "policy: agent" in (tmp_path / "config.yaml").read_text()  # the config stays as composed
     final_eval = [row for row in rows if row["event"] == "eval"][-1]
     assert {f"eval/{row['task']}/return" for row in switches} <= set(final_eval)
     trains = [row for row in rows if row["event"] == "train" and row["losses/critic"] is not None]

@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from agents.protocol import ResetDefaults
 from fire_rl.resets import FIRE, FullReset, NoReset, ResetStrategy, Schedule, ShrinkPerturb
-from fire_rl.resets.fire import deviation_from_isometry, fire_project, fire_scale, newton_schulz
+from fire_rl.resets.isometry import deviation_from_isometry, fire_project, fire_scale, newton_schulz
 
 LAYERS = ("conv1", "conv2", "fc1", "fc2")
 
@@ -57,6 +58,8 @@ class TinyQNet(nn.Module):
 
 class TinyAgent:
     """Implements networks() / initial_params() / after_reset() like the DQN agent, trained for a few Adam steps."""
+
+    reset_defaults = ResetDefaults(head_to_theta0=True, optimizer="keep")  # the DQN agent's
 
     def __init__(self, seed: int = 0, train_steps: int = 5) -> None:
         torch.manual_seed(seed)
@@ -166,7 +169,7 @@ def test_dfi_known_values() -> None:
 def test_fire_paper_dqn() -> None:
     agent = TinyAgent()
     before, snap = params_of(agent.q), adam_snapshot(agent.adam)
-    logs = FIRE().apply(agent, step=1000)
+    logs = FIRE().apply(agent, step=1000).logs  # policy agent: this DQN-like agent's paper_dqn
     after = params_of(agent.q)
     for conv in ("conv1", "conv2"):
         assert torch.allclose(after[f"{conv}.weight"], fire_project(before[f"{conv}.weight"]))
@@ -202,7 +205,7 @@ def test_fire_project_all_keeps_biases_and_projects_linears() -> None:
 
 def test_full_reset_gives_theta0() -> None:
     agent = TinyAgent()
-    logs = FullReset().apply(agent, step=0)
+    logs = FullReset().apply(agent, step=0).logs
     for k, v in params_of(agent.q).items():
         assert torch.equal(v, agent.theta0["q"][k])
     assert sorted(logs) == sorted(
@@ -216,7 +219,7 @@ def test_full_reset_gives_theta0() -> None:
 def test_shrink_perturb_theta0_form(c: float) -> None:
     agent = TinyAgent()
     before = params_of(agent.q)
-    ShrinkPerturb(c=c).apply(agent, step=0)
+    ShrinkPerturb(c=c, policy="all").apply(agent, step=0)
     for k, v in params_of(agent.q).items():
         assert torch.equal(v, (1 - c) * before[k] + c * agent.theta0["q"][k])
 
@@ -235,7 +238,7 @@ def test_shrink_perturb_fresh_noise_form() -> None:
     agent = TinyAgent()
     before = params_of(agent.q)
     torch.manual_seed(123)
-    ShrinkPerturb(c=c, noise="fresh", noise_scale=sigma).apply(agent, step=0)
+    ShrinkPerturb(c=c, noise="fresh", noise_scale=sigma, policy="all").apply(agent, step=0)
     after = params_of(agent.q)
     torch.manual_seed(123)  # replay the same draws, in the same (layer) order, to recover eps exactly
     for name, module in agent.q.named_children():
@@ -243,7 +246,7 @@ def test_shrink_perturb_fresh_noise_form() -> None:
         assert torch.allclose(after[f"{name}.weight"], (1 - c) * before[f"{name}.weight"] + sigma * eps, atol=1e-7)
         assert torch.allclose(after[f"{name}.bias"], (1 - c) * before[f"{name}.bias"], atol=1e-7)
     other = TinyAgent()
-    ShrinkPerturb(c=c).apply(other, step=0)
+    ShrinkPerturb(c=c, policy="all").apply(other, step=0)
     assert not torch.allclose(after["conv1.weight"], params_of(other.q)["conv1.weight"])
 
 
@@ -289,8 +292,9 @@ def test_optimizer_clear_touched_with_layer_patterns() -> None:
     agent = TinyAgent()
     before, snap = params_of(agent.q), adam_snapshot(agent.adam)
     strategy = FullReset(optimizer="clear_touched", layers=["fc*"])
-    logs = strategy.apply(agent, step=0)
-    assert strategy.last_touched == ["q/fc1", "q/fc2"]
+    report = strategy.apply(agent, step=0)
+    logs = report.logs
+    assert report.touched == ["q/fc1", "q/fc2"]
     assert logs["reset/layers_touched"] == 2 and "reset/q/conv1/sfe" not in logs
     after = params_of(agent.q)
     for conv in (agent.q.conv1, agent.q.conv2):
@@ -332,6 +336,6 @@ def test_no_reset_never_due() -> None:
     assert fire_steps(strategy, switches=(4, 8, 12)) == []
     agent = TinyAgent(train_steps=1)
     before = params_of(agent.q)
-    assert strategy.apply(agent, step=8) == {}
+    assert strategy.apply(agent, step=8).logs == {}
     assert all(torch.equal(v, before[k]) for k, v in params_of(agent.q).items())
     assert agent.after_reset_calls == 0

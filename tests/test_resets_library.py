@@ -12,14 +12,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY
+from conftest import REPO, TINY, atari_spaces
 from omegaconf import OmegaConf
 from torch import nn
 
 from agents.dqn import DQNAgent
+from agents.protocol import ResetDefaults
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.resets import DASH, FIRE, FullReset, PlasticityInjection, ReDo, ShrinkPerturb, dash_scale
-from fire_rl.resets.fire import deviation_from_isometry, fire_project, fire_scale, isometry_sv_min
+from fire_rl.resets.base import CapabilityError
+from fire_rl.resets.isometry import deviation_from_isometry, fire_project, fire_scale, isometry_sv_min
 
 
 def adam_snapshot(opt: torch.optim.Optimizer) -> dict:
@@ -47,6 +49,8 @@ class LinearLossNet(nn.Module):
 
 class LinearLossAgent:
     """Its loss is sum(C * theta) with C carried by the batch, so the gradient is exactly C."""
+
+    reset_defaults = ResetDefaults(head_to_theta0=False, optimizer="keep")
 
     def __init__(self) -> None:
         self.net = LinearLossNet()
@@ -85,7 +89,7 @@ def test_dash_matches_hand_computed_scales() -> None:
     agent = LinearLossAgent()
     draws = iter([agent.batch(0), agent.batch(1)])
     snap = adam_snapshot(agent.adam)
-    logs = DASH(alpha=0.5, lam=0.05, num_batches=2).apply(agent, step=0, sample_batch=lambda: next(draws))
+    logs = DASH(alpha=0.5, lam=0.05, num_batches=2).apply(agent, step=0, sample_batch=lambda: next(draws)).logs
     # EMA g = 0.25 d1 + 0.5 d2: fc rows [1, 1], [-1, 0], [0, 1.5]; fc bias [1, 1, 0];
     # conv kernels (out0, in0) [4, 3], (out0, in1) [0, 1]; conv bias [-1].
     r = 1 / math.sqrt(2)
@@ -147,7 +151,7 @@ DORMANT = {"conv1": 1, "conv2": 2, "fc1": 3}  # the unit made dormant in each hi
 class ChainAgent:
     """Trained a few Adam steps, then one unit per hidden layer silenced (zero weights, bias -1)."""
 
-    default_reset_optimizer = "keep"
+    reset_defaults = ResetDefaults(head_to_theta0=True, optimizer="keep")
 
     def __init__(self) -> None:
         self.net = ChainNet()
@@ -207,11 +211,11 @@ def test_redo_resets_exactly_the_dormant_units() -> None:
     q_before = agent.net.features(obs)["q"].detach()
     fresh = agent.fresh_params(500)["q"]
     strategy = ReDo(num_batches=2)
-    logs = strategy.apply(agent, step=500, sample_batch=lambda: {"obs": agent.obs().numpy()})
-    after = params_of(agent.net)
+    report = strategy.apply(agent, step=500, sample_batch=lambda: {"obs": agent.obs().numpy()})
+    after, logs = params_of(agent.net), report.logs
     assert logs["reset/units_reset"] == 3
     assert all(logs[f"reset/q/{layer}/units_reset"] == 1 for layer in DORMANT)
-    assert strategy.last_touched == ["q/conv1", "q/conv2", "q/fc1", "q/fc2"]
+    assert report.touched == ["q/conv1", "q/conv2", "q/fc1", "q/fc2"]
     # Outgoing columns of each dormant unit: conv1 ch1 -> conv2[:, 1]; conv2 ch2 -> fc1 cols 8..11; fc1 unit 3 -> fc2.
     outgoing = {"conv2": (slice(None), 1), "fc1": (slice(None), slice(8, 12)), "fc2": (slice(None), 3)}
     for layer in ("conv1", "conv2", "fc1", "fc2"):
@@ -233,15 +237,15 @@ def test_redo_resets_exactly_the_dormant_units() -> None:
 def test_redo_with_nothing_dormant_changes_nothing() -> None:
     agent = ChainAgent()
     before = params_of(agent.net)
-    logs = ReDo(tau=0.0, layers=["fc*"]).apply(agent, 0, sample_batch=lambda: {"obs": agent.obs().numpy()})
+    logs = ReDo(tau=0.0, layers=["fc*"]).apply(agent, 0, sample_batch=lambda: {"obs": agent.obs().numpy()}).logs
     # Only fc1 is a selected hidden layer; its unit 3 is exactly dormant (score 0), conv units are not looked at.
     assert logs["reset/units_reset"] == 1 and "reset/q/conv1/units_reset" not in logs
     assert torch.equal(params_of(agent.net)["conv2.weight"], before["conv2.weight"])
 
 
-def test_redo_refuses_an_agent_without_probe_or_fresh_params() -> None:
-    with pytest.raises(ValueError, match=r"fresh_params\(\).*LinearLossAgent"):
-        ReDo().select_layers(LinearLossAgent())
+def test_redo_refuses_an_agent_without_fresh_params() -> None:
+    with pytest.raises(CapabilityError, match=r"ReDo needs the agent capability FreshInit.*LinearLossAgent"):
+        ReDo().resolve(LinearLossAgent())
 
 
 def test_redo_defaults_follow_the_paper() -> None:
@@ -263,7 +267,7 @@ def dqn_batch(n: int = 16, seed: int = 0) -> dict:
 
 
 def trained_dqn(updates: int = 3) -> DQNAgent:
-    agent = DQNAgent(num_actions=6, lr=1e-3, learning_starts=0)
+    agent = DQNAgent(atari_spaces(6), lr=1e-3, learning_starts=0)
     for i in range(updates):
         agent.update(dqn_batch(seed=i), step=i)
     return agent
@@ -273,7 +277,7 @@ def test_injection_keeps_output_and_trains_only_the_new_head_and_encoder() -> No
     agent, batch = trained_dqn(), dqn_batch(seed=9)
     obs, next_obs = (torch.as_tensor(batch[k]) for k in ("obs", "next_obs"))
     q_before, target_before = agent.q(obs).detach(), agent.target(next_obs).detach()
-    logs = PlasticityInjection().apply(agent, step=100, sample_batch=lambda: batch)
+    logs = PlasticityInjection().apply(agent, step=100, sample_batch=lambda: batch).logs
     assert torch.equal(agent.q(obs), q_before) and torch.equal(agent.target(next_obs), target_before)
     assert logs["reset/injected"] == 1 and logs["reset/loss_change"] == 0.0
     assert logs["reset/q/fc1/sfe_normalised"] == pytest.approx(1.0) and "reset/q/fc2/dfi_before" in logs
@@ -298,12 +302,12 @@ def test_injection_once_probe_metrics_and_checkpoint_round_trip() -> None:
     agent, strategy = trained_dqn(), PlasticityInjection()
     strategy.apply(agent, step=100)
     again = strategy.apply(agent, step=200)
-    assert again["reset/skipped"] == 1 and again["reset/layers_touched"] == 0 and strategy.last_touched == []
+    assert again.logs["reset/skipped"] == 1 and again.logs["reset/layers_touched"] == 0 and again.touched == []
     agent.update(dqn_batch(seed=5), step=201)
     acts, weights = agent.probe(dqn_batch()["obs"])["q"]
     assert set(acts) == {"conv1", "conv2", "conv3", "fc1"}
     assert math.isfinite(plasticity_metrics("q", acts, weights)["plasticity/q/dormant_0.1/all"])
-    clone = DQNAgent(num_actions=6, lr=1e-3)
+    clone = DQNAgent(atari_spaces(6), lr=1e-3)
     buffer = io.BytesIO()  # through bytes, as a checkpoint file: an in-memory state_dict shares Adam's tensors
     torch.save(agent.state_dict(), buffer)
     buffer.seek(0)
@@ -316,8 +320,8 @@ def test_injection_once_probe_metrics_and_checkpoint_round_trip() -> None:
 
 
 def test_injection_refuses_an_agent_without_it() -> None:
-    with pytest.raises(NotImplementedError, match="DQN agent only.*SAC"):
-        PlasticityInjection().select_layers(ChainAgent())
+    with pytest.raises(CapabilityError, match="PlasticityInjection needs the agent capability PlasticityInjectable"):
+        PlasticityInjection().resolve(ChainAgent())
 
 
 # ---------------------------------------------------------------- FIRE options
@@ -348,7 +352,7 @@ def test_exact_mode_on_an_agent_reports_isometry_and_paper_mode_does_not() -> No
         agent = trained_dqn(1)
         with torch.no_grad():
             agent.q.conv3.weight.copy_(ill)
-        logs[method] = FIRE(method=method).apply(agent, step=0)
+        logs[method] = FIRE(method=method).apply(agent, step=0).logs
         assert logs[method]["reset/q/conv3/dfi_before"] > 0
     assert logs["exact"]["reset/q/conv3/dfi_after"] < 1e-6
     assert logs["exact"]["reset/fire/sv_min"] == pytest.approx(1.0, abs=1e-5)
@@ -382,9 +386,10 @@ def test_layer_selection_touches_exactly_what_it_names(kwargs: dict, expected: s
     agent = trained_dqn(2)
     before = params_of(agent.q)
     strategy = ShrinkPerturb(c=0.5, **kwargs)
-    logs = strategy.apply(agent, step=0)
+    report = strategy.apply(agent, step=0)
+    logs = report.logs
     assert changed_layers(before, agent.q) == expected
-    assert strategy.last_touched == [f"q/{n}" for n in ("conv1", "conv2", "conv3", "fc1", "fc2") if n in expected]
+    assert report.touched == [f"q/{n}" for n in ("conv1", "conv2", "conv3", "fc1", "fc2") if n in expected]
     assert {k.split("/")[2] for k in logs if k.startswith("reset/q/")} == expected
 
 
@@ -411,24 +416,14 @@ def test_bad_layer_selectors_are_refused(kwargs: dict, message: str) -> None:
 @pytest.mark.parametrize("default, cleared", [("keep", False), ("clear_all", True)])
 def test_optimizer_agent_defers_to_the_agents_default(default: str, cleared: bool) -> None:
     agent = trained_dqn(2)
-    agent.default_reset_optimizer = default  # e.g. SAC's paper default is fresh optimizers
+    agent.reset_defaults = ResetDefaults(head_to_theta0=True, optimizer=default)  # SAC's paper default: clear_all
     snap = adam_snapshot(agent.optimizer)
     FullReset(optimizer="agent").apply(agent, step=0)
     if cleared:
         assert not agent.optimizer.state
     else:
         assert all(torch.equal(agent.optimizer.state[p]["exp_avg"], s["exp_avg"]) for p, s in snap.items())
-    assert FullReset().optimizer == "agent" and DQNAgent(num_actions=6).default_reset_optimizer == "keep"
-
-
-def test_optimizer_agent_without_a_default_keeps() -> None:
-    agent = LinearLossAgent()
-    assert not hasattr(agent, "default_reset_optimizer") and agent.adam.state
-    snap = adam_snapshot(agent.adam)
-    with torch.no_grad():
-        agent.net.fc.weight.add_(1.0)  # so the reset changes something
-    assert FullReset().apply(agent, step=0)["reset/layers_touched"] == 2
-    assert all(torch.equal(agent.adam.state[p]["exp_avg"], s["exp_avg"]) for p, s in snap.items())
+    assert FullReset().optimizer == "agent" and DQNAgent(atari_spaces(6)).reset_defaults.optimizer == "keep"
 
 
 def test_clear_touched_drops_exactly_the_touched_parameters() -> None:
@@ -449,9 +444,10 @@ def test_clear_touched_drops_exactly_the_touched_parameters() -> None:
 )
 def test_every_strategy_logs_sfe_and_dfi_before_and_after(strategy) -> None:
     agent = trained_dqn(2)
-    logs = strategy.apply(agent, step=7, sample_batch=lambda: dqn_batch(seed=3))
-    assert strategy.last_touched, "a reset on a trained net should touch something"
-    for layer in strategy.last_touched:
+    report = strategy.apply(agent, step=7, sample_batch=lambda: dqn_batch(seed=3))
+    logs = report.logs
+    assert report.touched, "a reset on a trained net should touch something"
+    for layer in report.touched:
         for key in ("sfe", "sfe_normalised", "dfi_before", "dfi_after"):
             assert math.isfinite(logs[f"reset/{layer}/{key}"]), (layer, key)
     assert {"reset/sfe_total", "reset/layers_touched", "reset/step", "reset/wall_time_s"} <= set(logs)
@@ -459,7 +455,7 @@ def test_every_strategy_logs_sfe_and_dfi_before_and_after(strategy) -> None:
 
 
 def test_dqn_fresh_params_are_reproducible_and_leave_the_rng_alone() -> None:
-    agent = DQNAgent(num_actions=6, seed=3)
+    agent = DQNAgent(atari_spaces(6), seed=3)
     torch.manual_seed(42)
     expected_next = torch.rand(1)
     torch.manual_seed(42)

@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, compose_cfg
+from conftest import REPO, box_spaces, compose_cfg
+from omegaconf import OmegaConf
 from torch import nn
 
 from agents.sac import SACAgent
@@ -19,10 +20,11 @@ from agents.simba import LAYER_NORM_EPS, RunningNorm
 from envs.mujoco import MujocoSettings, make_vector_env
 from envs.sequence import build_sequence
 from fire_rl.build import build_run, open_outputs
+from fire_rl.config import ConfigError
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.replay import TransitionReplay
 from fire_rl.resets import FIRE, FullReset, ShrinkPerturb
-from fire_rl.resets.fire import fire_project
+from fire_rl.resets.isometry import fire_project
 
 # The paper's SimBa preset at a width that keeps CPU tests fast; the structure is the same.
 SMALL_SIMBA = dict(
@@ -56,7 +58,7 @@ def replay() -> TransitionReplay:
 
 
 def trained(preset: str, replay: TransitionReplay, updates: int = 5, seed: int = 0) -> SACAgent:
-    agent = SACAgent(17, 6, seed=seed, learning_starts=0, batch_size=32, **PRESETS[preset])
+    agent = SACAgent(box_spaces(17, 6), seed=seed, learning_starts=0, batch_size=32, **PRESETS[preset])
     agent.act(replay.sample_obs(64), step=0)  # feeds the observation normaliser
     for i in range(updates):
         agent.update(replay.sample(32), i)
@@ -64,7 +66,7 @@ def trained(preset: str, replay: TransitionReplay, updates: int = 5, seed: int =
 
 
 def test_squashed_gaussian_log_prob_matches_torch():
-    agent = SACAgent(17, 6, seed=0)
+    agent = SACAgent(box_spaces(17, 6), seed=0)
     obs = torch.randn(64, 17)
     torch.manual_seed(1)
     action, log_prob = agent.actor.sample(obs)
@@ -78,7 +80,7 @@ def test_squashed_gaussian_log_prob_matches_torch():
 
 
 def test_act_random_then_sampled_and_deterministic_for_evaluation(replay):
-    agent = SACAgent(17, 6, seed=0, learning_starts=100)
+    agent = SACAgent(box_spaces(17, 6), seed=0, learning_starts=100)
     obs = replay.sample_obs(8)
     early = agent.act(obs, step=50)
     assert early.shape == (8, 6) and early.dtype == np.float32 and np.abs(early).max() <= 1.0
@@ -213,16 +215,28 @@ def test_full_reset_returns_layernorm_to_theta0(replay):
 
 
 def test_loop_gives_sac_the_paper_sac_reset_modes(tmp_path):
+    """policy: agent becomes the paper's SAC form; it and the preset's reset step are recorded in resolved.json,
+    while config.yaml stays exactly what Hydra composed."""
     base = ["+experiment=paper_sac", "logger.wandb_mode=disabled"]
     for reset, policy in (("fire", "project_all"), ("shrink_perturb", "all")):
-        cfg = compose_cfg([*base, f"+reset={reset}", "reset.policy=paper_dqn", "reset.at_steps=[7]"])
+        cfg = compose_cfg([*base, f"+reset={reset}", "reset.at_steps=[7]"])
         run = build_run(cfg, tmp_path)
         open_outputs(run)
         run.logger.close()
-        assert run.reset.policy == policy and cfg.reset.at_steps == [7, 500_000]
-        assert f"policy: {policy}" in (tmp_path / "config.yaml").read_text()
-    assert run.agent.default_reset_optimizer == "clear_all" and run.agent.alpha == pytest.approx(0.01)
-    assert run.steps_per_act == 2 and run.cfg.agent.updates_per_env_step == 1.0
+        assert run.reset.policy_in_force == policy and run.reset.schedule.at_steps == (7, 500_000)
+        resolved = json.loads((tmp_path / "resolved.json").read_text())["reset"]
+        assert resolved["policy"] == policy and resolved["at_steps"] == [7, 500_000]
+        assert resolved["optimizer"] == "clear_all"
+        written = (tmp_path / "config.yaml").read_text()
+        assert "policy: agent" in written and written == OmegaConf.to_yaml(cfg, resolve=True)
+    assert run.agent.alpha == pytest.approx(0.01)
+    assert run.suite.steps_per_act == 2 and run.cfg.agent.updates_per_env_step == 1.0
+
+
+def test_paper_dqn_policy_is_refused_for_sac(tmp_path):
+    cfg = compose_cfg(["+experiment=paper_sac", "+reset=fire", "reset.policy=paper_dqn", "logger.wandb_mode=disabled"])
+    with pytest.raises(ConfigError, match="SACAgent's paper form is project_all"):
+        build_run(cfg, tmp_path)
 
 
 # --- networks, probes, checkpoints ----------------------------------------------------------------------------
@@ -230,7 +244,7 @@ def test_loop_gives_sac_the_paper_sac_reset_modes(tmp_path):
 
 def test_simba_preset_is_the_papers_architecture_and_optimizer():
     cfg = compose_cfg(["agent=sac_simba", "env=halfcheetah_gravity"])
-    agent = SACAgent(17, 6, **{k: v for k, v in cfg.agent.items() if k != "_target_"})
+    agent = SACAgent(box_spaces(17, 6), **{k: v for k, v in cfg.agent.items() if k != "_target_"})
     assert [m.out_features for m in agent.actor.encoder.modules() if isinstance(m, nn.Linear)] == [128, 512, 128]
     assert len(agent.critic.q1.encoder.blocks) == 2 and agent.critic.q1.encoder.blocks[0].fc1.out_features == 2048
     assert all(m.eps == LAYER_NORM_EPS for m in agent.critic.modules() if isinstance(m, nn.LayerNorm))
@@ -268,7 +282,10 @@ def test_probe_covers_actor_and_critic_on_normalised_obs(preset, replay):
 
 
 def test_state_dict_round_trip_acts_and_learns_identically(replay):
-    agent, other = trained("simba", replay, seed=0), SACAgent(17, 6, seed=1, learning_starts=0, **SMALL_SIMBA)
+    agent, other = (
+        trained("simba", replay, seed=0),
+        SACAgent(box_spaces(17, 6), seed=1, learning_starts=0, **SMALL_SIMBA),
+    )
     other.load_state_dict(copy.deepcopy(agent.state_dict()))  # as from disk: no tensors shared
     obs = replay.sample_obs(8)
     np.testing.assert_array_equal(agent.act(obs, 10, explore=False), other.act(obs, 10, explore=False))

@@ -1,9 +1,10 @@
 """Reset strategies for continual RL: when (Schedule), what (transform), which layers, optimizer-state policy."""
 
-from fire_rl.resets.base import ResetStrategy, Schedule
+from fire_rl.resets.base import ResetReport, ResetStrategy, Schedule
 from fire_rl.resets.dash import DASH, dash_scale
-from fire_rl.resets.fire import (
-    FIRE,
+from fire_rl.resets.fire import FIRE
+from fire_rl.resets.full import FullReset
+from fire_rl.resets.isometry import (
     deviation_from_isometry,
     fire_project,
     fire_scale,
@@ -11,7 +12,6 @@ from fire_rl.resets.fire import (
     newton_schulz,
     polar_factor,
 )
-from fire_rl.resets.full import FullReset
 from fire_rl.resets.none import NoReset
 from fire_rl.resets.plasticity_injection import PlasticityInjection
 from fire_rl.resets.redo import ReDo
@@ -24,6 +24,7 @@ __all__ = [
     "NoReset",
     "PlasticityInjection",
     "ReDo",
+    "ResetReport",
     "ResetStrategy",
     "Schedule",
     "ShrinkPerturb",

@@ -1,4 +1,9 @@
-"""Reset strategies: when to reset (Schedule), which layers, what happens to optimizer state, and what gets logged."""
+"""Reset strategies: when to reset (Schedule), which layers, what happens to optimizer state, and what gets logged.
+
+A strategy meets its agent once, before training (`resolve`): capabilities it needs are checked, per-agent
+defaults (`optimizer: agent`, a strategy's `policy: agent`) are settled from the agent's `reset_defaults`, and
+what was settled is returned for the run directory's resolved.json. `apply` returns a `ResetReport`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,16 @@ import fnmatch
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
-# "agent" defers to the agent's `default_reset_optimizer` (the per-paper default for that agent; DQN: keep).
+from agents.protocol import ResetDefaults, missing_capabilities
+from fire_rl.resets.isometry import deviation_from_isometry
+
+# "agent" defers to the agent's `reset_defaults.optimizer` (the paper's choice for that agent; DQN: keep).
 OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched", "agent")
 # Draws one replay batch (the agent's own batch format); gradient- and activation-aware resets (DASH, ReDo) use it.
 BatchSource = Callable[[], dict]
@@ -22,13 +31,27 @@ NORM_TYPES = (nn.LayerNorm,)
 
 
 class ResettableAgent(Protocol):
-    """What a reset strategy needs from an agent."""
+    """The part of the agent contract (agents/protocol.py `Agent`) every reset strategy uses."""
+
+    reset_defaults: ResetDefaults
 
     def networks(self) -> dict[str, tuple[nn.Module, torch.optim.Optimizer]]: ...
 
     def initial_params(self) -> dict[str, dict[str, Tensor]]: ...
 
     def after_reset(self) -> None: ...
+
+
+@dataclass
+class ResetReport:
+    """What one reset did: the `reset/...` values for its metrics row and the layers it changed (`net/layer`)."""
+
+    logs: dict[str, float] = field(default_factory=dict)
+    touched: list[str] = field(default_factory=list)
+
+
+class CapabilityError(ValueError):
+    """The agent lacks a capability the strategy needs (build turns it into a one-line configuration error)."""
 
 
 class Schedule:
@@ -46,6 +69,11 @@ class Schedule:
         if every_steps is not None and int(every_steps) <= 0:
             raise ValueError(f"every_steps must be a positive number of environment steps or null, got {every_steps}")
         self.every_steps = None if every_steps is None else int(every_steps)
+
+    def with_steps(self, extra: Sequence[int]) -> Schedule:
+        """The same schedule with more `at_steps` (an experiment preset's `reset_at_steps`)."""
+        steps = sorted({*self.at_steps, *(int(s) for s in extra)})
+        return Schedule(self.at_switch, steps, self.every_steps)
 
     def due(self, prev_step: int, step: int, switched: bool) -> bool:
         """True if a trigger lies in (prev_step, step]; steps jump by num_envs, so exact equality would miss them."""
@@ -69,10 +97,14 @@ def _as_list(value: Sequence[str] | str | None) -> list[str] | None:
 class ResetStrategy:
     """Base class: subclasses implement `transform` (and optionally `prepare`); `apply` does the bookkeeping."""
 
+    # False only for the no-reset baseline: the loop then neither probes nor logs around it.
+    changes_weights: ClassVar[bool] = True
     # The agent's after_reset() re-syncs target networks etc.; strategies that keep the function (ReDo) skip it.
-    calls_after_reset: bool = True
+    calls_after_reset: ClassVar[bool] = True
     # Full reset and S&P move every parameter, LayerNorm scale/bias included (fire-paper.md 2.2); FIRE keeps norms.
-    touches_norms: bool = False
+    touches_norms: ClassVar[bool] = False
+    # Optional agent capabilities (agents/protocol.py) the strategy needs; checked by resolve().
+    requires: ClassVar[tuple[type, ...]] = ()
 
     def __init__(
         self,
@@ -94,18 +126,51 @@ class ResetStrategy:
                 raise ValueError(f"layer_types entry {name!r} is not one of {list(LAYER_TYPE_NAMES)}")
         self.layer_types = names
         self._types = LAYER_TYPES if names is None else tuple(LAYER_TYPE_NAMES[n] for n in names)
-        self.last_touched: list[str] = []
-        self.extra_logs: dict[str, float] = {}
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def resolve(self, agent: ResettableAgent) -> dict[str, Any]:
+        """Check the agent can take this strategy and settle per-agent defaults; returns what was settled.
+
+        Raises CapabilityError (a missing capability) or ValueError (e.g. a `layers` pattern matching nothing).
+        """
+        missing = missing_capabilities(agent, self.requires)
+        if missing:
+            raise CapabilityError(
+                f"{self.name} needs the agent capability {', '.join(missing)} (agents/protocol.py), which "
+                f"{type(agent).__name__} does not offer"
+            )
+        selected = self.select_layers(agent)
+        return {
+            **self.settle(agent),
+            "strategy": self.name,
+            "optimizer": self.optimizer_policy(agent),
+            "at_switch": self.schedule.at_switch,
+            "at_steps": list(self.schedule.at_steps),
+            "every_steps": self.schedule.every_steps,
+            "layers": [f"{net}/{layer}" for net, layers in selected.items() for layer, _ in layers],
+        }
+
+    def settle(self, agent: ResettableAgent) -> dict[str, Any]:
+        """Settle the subclass's per-agent options (a `policy: agent`); returns them for resolved.json."""
+        return {}
 
     def due(self, prev_step: int, step: int, switched: bool) -> bool:
         """Whether a reset should happen for the step interval (prev_step, step]."""
         return self.schedule.due(prev_step, step, switched)
 
-    def prepare(self, agent: ResettableAgent, step: int, selected: dict, sample_batch: BatchSource | None) -> None:
+    def prepare(
+        self, agent: ResettableAgent, step: int, selected: dict, sample_batch: BatchSource | None, logs: dict
+    ) -> None:
         """Work done once before the per-layer transforms (DASH gradients, ReDo dormant masks); default none."""
 
-    def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
-        """Change the layer in place (under no_grad); return whether it was changed."""
+    def transform(
+        self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor], logs: dict[str, float]
+    ) -> bool:
+        """Change the layer in place (under no_grad), adding any strategy-specific values to `logs`; return whether
+        it was changed."""
         raise NotImplementedError
 
     def select_layers(self, agent: ResettableAgent) -> dict[str, list[tuple[str, nn.Module]]]:
@@ -138,21 +203,18 @@ class ResetStrategy:
         return selected
 
     def optimizer_policy(self, agent: ResettableAgent) -> str:
-        """The policy in force: the configured one, or the agent's per-paper default when it is `agent`."""
-        if self.optimizer != "agent":
-            return self.optimizer
-        return getattr(agent, "default_reset_optimizer", "keep")
+        """The policy in force: the configured one, or the agent's paper default when it is `agent`."""
+        return agent.reset_defaults.optimizer if self.optimizer == "agent" else self.optimizer
 
-    def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> dict[str, float]:
-        """Reset the agent's selected layers in place and return the `reset/...` diagnostics."""
+    def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> ResetReport:
+        """Reset the agent's selected layers in place; return what was done."""
         start = time.perf_counter()
-        init = agent.initial_params()
-        networks = agent.networks()
-        self.last_touched, self.extra_logs = [], {}
+        self.resolve(agent)
+        init, networks = agent.initial_params(), agent.networks()
         selected = self.select_layers(agent)
-        self.prepare(agent, step, selected, sample_batch)
-        logs: dict[str, float] = {}
-        sfe_total = 0.0
+        extra: dict[str, float] = {}  # strategy-specific values from prepare/transform, logged after the layers'
+        self.prepare(agent, step, selected, sample_batch, extra)
+        report, sfe_total = ResetReport(), 0.0
         policy = self.optimizer_policy(agent)
         for net_name, layers in selected.items():
             changed: list[nn.Parameter] = []
@@ -160,29 +222,42 @@ class ResetStrategy:
                 theta0 = _layer_theta0(init, net_name, layer_name)
                 pre = {k: p.detach().clone() for k, p in layer_params(module).items()}
                 with torch.no_grad():
-                    touched = self.transform(net_name, layer_name, module, theta0)
+                    touched = self.transform(net_name, layer_name, module, theta0, extra)
                 if not touched:
                     continue
                 post = {k: p.detach() for k, p in layer_params(module).items()}
                 changed += [p for k, p in layer_params(module).items() if not torch.equal(pre[k], post[k])]
                 sfe = _sq_dist(pre, post)
                 sfe_total += sfe
-                logs.update(layer_logs(f"reset/{net_name}/{layer_name}", pre, module, theta0, sfe))
-                self.last_touched.append(f"{net_name}/{layer_name}")
+                report.logs.update(layer_logs(f"reset/{net_name}/{layer_name}", pre, module, theta0, sfe))
+                report.touched.append(f"{net_name}/{layer_name}")
             apply_optimizer_policy(policy, networks[net_name][1], changed)
         if self.calls_after_reset:
             agent.after_reset()
-        logs.update(self.extra_logs)
-        return {**logs, **summary_logs(sfe_total, self.last_touched, step, start)}
+        report.logs.update(extra)
+        report.logs.update(summary_logs(sfe_total, report.touched, step, start))
+        return report
+
+
+def policy_for(strategy: str, policy: str, agent: ResettableAgent, every_layer: str) -> str:
+    """A layer policy in force: `agent` becomes the agent's paper form (`paper_dqn` where the agent's linear head goes
+    back to theta0, else `every_layer`); `paper_dqn` is refused for an agent whose paper form treats every layer
+    alike (SAC has no conv encoder to treat apart)."""
+    head_to_theta0 = agent.reset_defaults.head_to_theta0
+    if policy == "agent":
+        return "paper_dqn" if head_to_theta0 else every_layer
+    if policy == "paper_dqn" and not head_to_theta0:
+        raise ValueError(
+            f"{strategy} policy paper_dqn is the FIRE authors' DQN form (convs get the method, linear layers back to "
+            f"theta0); {type(agent).__name__}'s paper form is {every_layer}: use policy=agent or {every_layer}"
+        )
+    return policy
 
 
 def layer_logs(
     prefix: str, pre: dict[str, Tensor], module: nn.Module, theta0: dict[str, Tensor], sfe: float
 ) -> dict[str, float]:
     """Per-layer SFE, SFE relative to a full reset (back to theta0), and DfI before and after."""
-    # Local import: fire.py subclasses ResetStrategy, so a module-level import would be circular.
-    from fire_rl.resets.fire import deviation_from_isometry
-
     full = _sq_dist(pre, theta0)
     out = {f"{prefix}/sfe": sfe, f"{prefix}/sfe_normalised": sfe / full if full > 0 else math.nan}
     if pre["weight"].dim() >= 2:  # DfI is a matrix measure; a LayerNorm scale is a vector

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from agents.protocol import GradientLosses
 from fire_rl.resets.base import BatchSource, ResetStrategy, ResettableAgent, layer_params
 
 _EPS = 1e-8  # as torch's cosine_similarity: a zero gradient or weight gives cosine 0, hence the floor lambda
@@ -40,6 +41,8 @@ class DASH(ResetStrategy):
     torch.autograd.grad, so no .grad field, optimizer state or optimizer step is touched.
     """
 
+    requires = (GradientLosses,)
+
     def __init__(self, alpha: float = 0.3, lam: float = 0.05, num_batches: int = 8, **kwargs) -> None:
         super().__init__(**kwargs)
         if not 0.0 < alpha <= 1.0:
@@ -51,13 +54,9 @@ class DASH(ResetStrategy):
         self.alpha, self.lam, self.num_batches = float(alpha), float(lam), int(num_batches)
         self._direction: dict[tuple[str, str, str], Tensor] = {}
 
-    def select_layers(self, agent: ResettableAgent) -> dict[str, list[tuple[str, nn.Module]]]:
-        """As the base class, and refuse an agent without a differentiable `losses(batch)`."""
-        if not callable(getattr(agent, "losses", None)):
-            raise ValueError(f"DASH needs agent.losses(batch) -> {{net: loss}}; {type(agent).__name__} has none")
-        return super().select_layers(agent)
-
-    def prepare(self, agent: ResettableAgent, step: int, selected: dict, sample_batch: BatchSource | None) -> None:
+    def prepare(
+        self, agent: ResettableAgent, step: int, selected: dict, sample_batch: BatchSource | None, logs: dict
+    ) -> None:
         """EMA of the negative loss gradient per selected weight and bias over `num_batches` replay batches."""
         if sample_batch is None:
             raise ValueError("DASH needs replay batches: call apply(agent, step, sample_batch=...)")
@@ -78,12 +77,14 @@ class DASH(ResetStrategy):
                     ema[name].mul_(1.0 - self.alpha).add_(self.alpha * negative)
         self._direction = ema
 
-    def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
+    def transform(
+        self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor], logs: dict[str, float]
+    ) -> bool:
         """Shrink the weight per unit and the bias as a whole by their clamped cosines with the EMA direction."""
         for key, p in layer_params(module).items():
             scale = dash_scale(p, self._direction[(net_name, layer_name, key)], self.lam, per_unit=key == "weight")
             p.mul_(scale)
             if key == "weight":
                 # Mean of the per-unit factors: 1.0 keeps the layer, lam shrinks it to the floor.
-                self.extra_logs[f"reset/{net_name}/{layer_name}/scale_mean"] = float(scale.mean())
+                logs[f"reset/{net_name}/{layer_name}/scale_mean"] = float(scale.mean())
         return True

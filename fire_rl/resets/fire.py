@@ -3,94 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
-from fire_rl.resets.base import ResetStrategy
+from fire_rl.resets.base import ResetStrategy, ResettableAgent, policy_for
+from fire_rl.resets.isometry import METHODS, fire_project, isometry_sv_min
 
-POLICIES = ("paper_dqn", "project_all")
-METHODS = ("newton_schulz", "exact")
-
-
-def newton_schulz(W: Tensor, iters: int = 10, eps: float = 1e-8) -> Tensor:
-    """Cubic Newton-Schulz polar iteration on a batch (..., m, n), Frobenius-normalised, as in the paper's code."""
-    # Low-precision weights would lose the iteration's accuracy; work in at least float32.
-    X = W.float() if W.dtype in (torch.float16, torch.bfloat16) else W
-    wide = X.shape[-1] > X.shape[-2]
-    if wide:
-        X = X.mT  # keep the iterate tall so the Gram X^T X is on the small side (5-6x faster on CPU)
-    # Frobenius (not spectral) normalisation puts every singular value in (0, 1]; eps guards all-zero slices.
-    X = X / (torch.linalg.matrix_norm(X, ord="fro", keepdim=True) + eps)
-    for _ in range(iters):
-        X = 1.5 * X - 0.5 * X @ (X.mT @ X)  # (a, b) = (1.5, -0.5): classic cubic, not Muon's quintic
-    if wide:
-        X = X.mT
-    return X.to(W.dtype)
-
-
-def fire_scale(shape: Sequence[int]) -> float:
-    """sqrt(d_out/d_in) / (k_h*k_w) for a PyTorch weight shape (d_out, d_in[, k_h, k_w])."""
-    if len(shape) == 2:
-        d_out, d_in = shape
-        kernel = 1
-    elif len(shape) == 4:
-        d_out, d_in, k_h, k_w = shape
-        kernel = k_h * k_w
-    else:
-        raise ValueError(f"FIRE handles Linear (2-D) or Conv2d (4-D) weights, got shape {tuple(shape)}")
-    # The authors divide by k_h*k_w (not its square root); reproduced as written (fire-paper.md 1.4, 8.2).
-    return math.sqrt(d_out / d_in) / kernel
-
-
-def _slices(weight: Tensor) -> Tensor:
-    """Conv weight (C_out, C_in, kh, kw) -> batch of per-position matrices (kh*kw, C_out, C_in); Linear unchanged."""
-    if weight.dim() == 4:
-        c_out, c_in, k_h, k_w = weight.shape
-        # contiguous: batched matmuls on the strided permuted view run about 3x slower on CPU
-        return weight.permute(2, 3, 0, 1).reshape(k_h * k_w, c_out, c_in).contiguous()
-    return weight
-
-
-def polar_factor(W: Tensor) -> Tensor:
-    """Exact polar factor U V^T of a batch (..., m, n) by SVD: the Procrustes solution FIRE approximates (Eq. 5)."""
-    X = W.float() if W.dtype in (torch.float16, torch.bfloat16) else W
-    U, _, Vh = torch.linalg.svd(X, full_matrices=False)
-    return (U @ Vh).to(W.dtype)
-
-
-def fire_project(weight: Tensor, iters: int = 10, method: str = "newton_schulz") -> Tensor:
-    """FIRE's projection: orthogonalise per matrix (per kernel position for convs, one batched call), then scale.
-
-    method "newton_schulz" is the paper's `iters` cubic iterations; "exact" is the SVD polar factor, same scale.
-    """
-    if method not in METHODS:
-        raise ValueError(f"FIRE method={method!r} is not one of {list(METHODS)}")
-    scale = fire_scale(weight.shape)
-    ortho = newton_schulz(_slices(weight), iters=iters) if method == "newton_schulz" else polar_factor(_slices(weight))
-    if weight.dim() == 4:
-        c_out, c_in, k_h, k_w = weight.shape
-        ortho = ortho.reshape(k_h, k_w, c_out, c_in).permute(2, 3, 0, 1)
-    return ortho * scale
-
-
-def deviation_from_isometry(weight: Tensor) -> float:
-    """DfI = ||G - I||_F^2 on weight / fire_scale, G the Gram on the smaller side; summed over conv positions.
-
-    The paper defines DfI(W) = ||W^T W - I||_F^2 for W with orthonormal columns. FIRE's output is scaled by
-    fire_scale, so W^T W = scale^2 I there; we divide the scale out so a converged FIRE projection reads 0, and take
-    the Gram on the smaller side so a wide layer is measured by its rows (the side that can be orthonormal).
-    """
-    X = _slices(weight.detach().double()) / fire_scale(weight.shape)
-    G = X.mT @ X if X.shape[-2] >= X.shape[-1] else X @ X.mT
-    eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
-    return float(((G - eye) ** 2).sum())
-
-
-def isometry_sv_min(weight: Tensor) -> float:
-    """Smallest singular value of weight / fire_scale over all kernel positions: 1.0 for an exact FIRE projection."""
-    return float(torch.linalg.svdvals(_slices(weight.detach().double()) / fire_scale(weight.shape)).min())
+# agent: the agent's paper form (DQN: paper_dqn; SAC: project_all), resolved when the strategy meets the agent.
+POLICIES = ("agent", "paper_dqn", "project_all")
 
 
 class FIRE(ResetStrategy):
@@ -98,11 +18,12 @@ class FIRE(ResetStrategy):
 
     policy "paper_dqn": Conv2d weights projected, conv biases kept, Linear layers back to theta0 (weights and biases),
     Adam state kept. policy "project_all": every selected weight projected, biases kept (the vision/SAC form).
+    policy "agent" (default): the agent's paper form (DQN: paper_dqn; SAC: project_all).
     method "newton_schulz" (paper, `ns_iters` iterations) or "exact" (SVD polar factor: a stronger, named variant).
     Logs `<layer>/sv_min` per projected layer and `reset/fire/sv_min`: 1.0 means the projection reached an isometry.
     """
 
-    def __init__(self, policy: str = "paper_dqn", method: str = "newton_schulz", ns_iters: int = 10, **kwargs) -> None:
+    def __init__(self, policy: str = "agent", method: str = "newton_schulz", ns_iters: int = 10, **kwargs) -> None:
         super().__init__(**kwargs)
         if policy not in POLICIES:
             raise ValueError(f"FIRE policy={policy!r} is not one of {list(POLICIES)}")
@@ -111,10 +32,17 @@ class FIRE(ResetStrategy):
         if int(ns_iters) < 1:
             raise ValueError(f"FIRE ns_iters must be >= 1, got {ns_iters}")
         self.policy, self.method, self.ns_iters = policy, method, int(ns_iters)
+        self.policy_in_force = policy
 
-    def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
+    def settle(self, agent: ResettableAgent) -> dict[str, str]:
+        self.policy_in_force = policy_for("FIRE", self.policy, agent, every_layer="project_all")
+        return {"policy": self.policy_in_force}
+
+    def transform(
+        self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor], logs: dict[str, float]
+    ) -> bool:
         """Project the weight, or (paper_dqn, Linear) restore theta0."""
-        if self.policy == "paper_dqn" and isinstance(module, nn.Linear):
+        if self.policy_in_force == "paper_dqn" and isinstance(module, nn.Linear):
             module.weight.copy_(theta0["weight"])
             if module.bias is not None:
                 module.bias.copy_(theta0["bias"])
@@ -122,6 +50,6 @@ class FIRE(ResetStrategy):
         module.weight.copy_(fire_project(module.weight, iters=self.ns_iters, method=self.method))
         # How far the projection got: 10 Newton-Schulz steps leave ill-conditioned layers far from an isometry.
         sv_min = isometry_sv_min(module.weight)
-        self.extra_logs[f"reset/{net_name}/{layer_name}/sv_min"] = sv_min
-        self.extra_logs["reset/fire/sv_min"] = min(sv_min, self.extra_logs.get("reset/fire/sv_min", math.inf))
+        logs[f"reset/{net_name}/{layer_name}/sv_min"] = sv_min
+        logs["reset/fire/sv_min"] = min(sv_min, logs.get("reset/fire/sv_min", math.inf))
         return True

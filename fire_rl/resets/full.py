@@ -15,7 +15,9 @@ class FullReset(ResetStrategy):
 
     touches_norms = True  # the paper's SAC full reset rebuilds the whole network, LayerNorm included
 
-    def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
+    def transform(
+        self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor], logs: dict[str, float]
+    ) -> bool:
         """Copy theta0 into the layer."""
         module.weight.copy_(theta0["weight"])
         if module.bias is not None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from fire_rl.resets.base import ResetStrategy, ResettableAgent
+from fire_rl.resets.base import ResetReport, ResetStrategy, ResettableAgent
 
 
 class NoReset(ResetStrategy):
     """Never resets (vanilla training, the paper's "Vanilla DQN" / "Vanilla SimBa-SAC" rows)."""
 
+    changes_weights = False
+
+    def resolve(self, agent: ResettableAgent) -> dict:
+        return {"strategy": self.name}
+
     def due(self, prev_step: int, step: int, switched: bool) -> bool:
         """Never due, whatever the schedule options say."""
         return False
 
-    def apply(self, agent: ResettableAgent, step: int, sample_batch=None) -> dict[str, float]:
+    def apply(self, agent: ResettableAgent, step: int, sample_batch=None) -> ResetReport:
         """Do nothing; logs nothing."""
-        self.last_touched = []
-        return {}
+        return ResetReport()

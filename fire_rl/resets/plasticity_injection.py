@@ -8,8 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from agents.protocol import GradientLosses, PlasticityInjectable
 from fire_rl.resets.base import (
     BatchSource,
+    ResetReport,
     ResetStrategy,
     ResettableAgent,
     layer_logs,
@@ -19,51 +21,40 @@ from fire_rl.resets.base import (
 )
 
 
-class InjectionNotSupported(NotImplementedError, ValueError):
-    """The agent cannot be injected; also a ValueError so the loop reports it as a configuration error."""
-
-
 class PlasticityInjection(ResetStrategy):
     """Q(x) = h_old(f(x)) + h_new(f(x)) - h_ref(f(x)) (fire-paper.md 2.1): the shared encoder f keeps training, the
     trained head h_old is frozen, h_new (trainable) and h_ref (frozen) both start at theta0, so the output is
     unchanged at the moment of injection. The target network is injected from its own encoder and head, and a fresh
     optimizer is built over the trainable parameters only. Injection happens once per run: the first trigger
-    injects, every later trigger changes nothing and logs `reset/skipped = 1`. DQN only (the agent must offer
-    `inject_plasticity()`); SAC has no injection in the authors' code (fire-paper.md 8.6).
+    injects, every later trigger changes nothing and logs `reset/skipped = 1`. Needs an agent that is
+    PlasticityInjectable (DQN); SAC has no injection in the authors' code (fire-paper.md 8.6).
     """
+
+    requires = (PlasticityInjectable, GradientLosses)  # losses: to log that injection leaves them unchanged
 
     def __init__(self, at_switch: bool = True, at_steps: Sequence[int] = (), every_steps: int | None = None) -> None:
         # No layers / optimizer options: what is touched (the head) and the fresh optimizer are the method itself.
         super().__init__(at_switch=at_switch, at_steps=at_steps, every_steps=every_steps)
 
-    def select_layers(self, agent: ResettableAgent) -> dict:
-        """Refuse, before training, an agent that cannot be injected."""
-        if not callable(getattr(agent, "inject_plasticity", None)):
-            raise InjectionNotSupported(
-                f"plasticity_injection is implemented for the DQN agent only; {type(agent).__name__} has no "
-                "inject_plasticity() (SAC: not implemented, the FIRE authors' code has no SAC version)"
-            )
-        return super().select_layers(agent)
-
-    def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> dict[str, float]:
+    def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> ResetReport:
         """Inject once; log the head's SFE/DfI, how much the loss moved (0 by design) and whether it was skipped."""
         start = time.perf_counter()
-        self.select_layers(agent)
-        self.last_touched = []
-        if getattr(agent, "injected", False):
-            return {"reset/skipped": 1.0, "reset/injected": 0.0, **summary_logs(0.0, [], step, start)}
+        self.resolve(agent)
+        if agent.injected:
+            return ResetReport({"reset/skipped": 1.0, "reset/injected": 0.0, **summary_logs(0.0, [], step, start)})
         batch = sample_batch() if sample_batch is not None else None
         loss_before, before = _losses(agent, batch), _snapshot(agent)
         agent.inject_plasticity()
-        logs, sfe_total = self._changed_layer_logs(agent, before)
+        report, sfe_total = self._changed_layers(agent, before)
         loss_after = _losses(agent, batch)
-        logs["reset/loss_change"] = max((abs(loss_after[k] - v) for k, v in loss_before.items()), default=0.0)
-        logs.update({"reset/skipped": 0.0, "reset/injected": 1.0})
-        return {**logs, **summary_logs(sfe_total, self.last_touched, step, start)}
+        report.logs["reset/loss_change"] = max((abs(loss_after[k] - v) for k, v in loss_before.items()), default=0.0)
+        report.logs.update({"reset/skipped": 0.0, "reset/injected": 1.0})
+        report.logs.update(summary_logs(sfe_total, report.touched, step, start))
+        return report
 
-    def _changed_layer_logs(self, agent: ResettableAgent, before: dict) -> tuple[dict[str, float], float]:
+    def _changed_layers(self, agent: ResettableAgent, before: dict) -> tuple[ResetReport, float]:
         """SFE/DfI of the trainable layers injection moved (the new head, now at theta0) and their total SFE."""
-        logs, sfe_total, init = {}, 0.0, agent.initial_params()
+        report, sfe_total, init = ResetReport(), 0.0, agent.initial_params()
         for net_name, (net, _) in agent.networks().items():
             modules = dict(net.named_modules())
             for layer, pre in before[net_name].items():
@@ -73,10 +64,10 @@ class PlasticityInjection(ResetStrategy):
                     continue
                 theta0 = {k: init[net_name][f"{layer}.{k}"] for k in pre}
                 sfe = float(sum(((pre[k].double() - post[k].double()) ** 2).sum() for k in pre))
-                logs.update(layer_logs(f"reset/{net_name}/{layer}", pre, module, theta0, sfe))
+                report.logs.update(layer_logs(f"reset/{net_name}/{layer}", pre, module, theta0, sfe))
+                report.touched.append(f"{net_name}/{layer}")
                 sfe_total += sfe
-                self.last_touched.append(f"{net_name}/{layer}")
-        return logs, sfe_total
+        return report, sfe_total
 
 
 def _snapshot(agent: ResettableAgent) -> dict[str, dict[str, dict[str, Tensor]]]:

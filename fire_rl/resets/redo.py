@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from agents.protocol import FreshInit
 from fire_rl.metrics import dormant_mask
 from fire_rl.resets.base import LAYER_TYPES, BatchSource, ResetStrategy, ResettableAgent, named_layers
 
@@ -63,6 +64,7 @@ class ReDo(ResetStrategy):
     """
 
     calls_after_reset = False  # the network's function is preserved, so target networks stay as they are
+    requires = (FreshInit,)  # and the agent's probe(), which every agent has
 
     def __init__(
         self,
@@ -85,9 +87,6 @@ class ReDo(ResetStrategy):
 
     def select_layers(self, agent: ResettableAgent) -> dict[str, list[tuple[str, nn.Module]]]:
         """The selected layers plus their successors, whose input columns (outgoing weights) ReDo zeroes."""
-        missing = [f"{m}()" for m in ("probe", "fresh_params") if not callable(getattr(agent, m, None))]
-        if missing:
-            raise ValueError(f"ReDo needs the agent methods {', '.join(missing)}, which {type(agent).__name__} lacks")
         selected = super().select_layers(agent)
         out = {}
         for net_name, (net, _) in agent.networks().items():
@@ -96,7 +95,9 @@ class ReDo(ResetStrategy):
             out[net_name] = [(n, m) for n, m in named_layers(net) if n in names or n in nexts]
         return out
 
-    def prepare(self, agent: ResettableAgent, step: int, selected: dict, sample_batch: BatchSource | None) -> None:
+    def prepare(
+        self, agent: ResettableAgent, step: int, selected: dict, sample_batch: BatchSource | None, logs: dict
+    ) -> None:
         """Dormant masks from the probed activations on `num_batches` replay batches, and fresh weights to draw on."""
         if sample_batch is None:
             raise ValueError("ReDo needs replay batches: call apply(agent, step, sample_batch=...)")
@@ -113,10 +114,11 @@ class ReDo(ResetStrategy):
                 if not isinstance(modules.get(layer), LAYER_TYPES) or layer not in successors:
                     raise ValueError(f"ReDo: probe() activation {layer!r} of {net_name!r} is not a hidden Conv/Linear")
                 if layer in chosen:
-                    total += self._plan(net_name, layer, dormant_mask(acts, self.tau), fresh[net_name], successors)
-        self.extra_logs["reset/units_reset"] = float(total)
+                    mask = dormant_mask(acts, self.tau)
+                    total += self._plan(net_name, layer, mask, fresh[net_name], successors, logs)
+        logs["reset/units_reset"] = float(total)
 
-    def _plan(self, net_name: str, layer: str, mask: Tensor, fresh: dict, successors: dict) -> int:
+    def _plan(self, net_name: str, layer: str, mask: Tensor, fresh: dict, successors: dict, logs: dict) -> int:
         """Record the rows to redraw and the next layer's columns to zero; return the number of dormant units."""
         nxt_name, nxt = successors[layer]
         per_unit = _columns_per_unit(layer, mask.numel(), nxt_name, nxt)
@@ -124,10 +126,12 @@ class ReDo(ResetStrategy):
         self._rows[(net_name, layer)] = _Rows(mask, fresh[f"{layer}.weight"], fresh.get(f"{layer}.bias"))
         self._columns[(net_name, nxt_name)] = _Columns(mask, per_unit)
         count = int(mask.sum())
-        self.extra_logs[f"reset/{net_name}/{layer}/units_reset"] = float(count)
+        logs[f"reset/{net_name}/{layer}/units_reset"] = float(count)
         return count
 
-    def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
+    def transform(
+        self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor], logs: dict[str, float]
+    ) -> bool:
         """Fresh rows for this layer's dormant units, then zero columns for the previous layer's dormant units."""
         optimizer, touched = self._optimizers[net_name], False
         rows = self._rows.get((net_name, layer_name))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fire_rl.resets.base import ResetStrategy
+from fire_rl.resets.base import ResetStrategy, ResettableAgent, policy_for
 
 NOISES = ("theta0", "fresh")
-POLICIES = ("all", "paper_dqn")
+POLICIES = ("agent", "all", "paper_dqn")
 
 
 class ShrinkPerturb(ResetStrategy):
@@ -18,13 +18,14 @@ class ShrinkPerturb(ResetStrategy):
     noise="fresh": the Ash & Adams 2020 form, theta <- lambda theta + sigma eps with shrink lambda = 1-c,
     noise scale sigma = `noise_scale`, eps a fresh Xavier-uniform draw for weights and zeros for biases.
     policy="paper_dqn": Linear layers back to theta0 and only convs shrunk, as the authors' DQN baseline does
-    (SR-DQN style, fire-paper.md 2.1); policy="all" (default) treats every selected layer alike.
+    (SR-DQN style, fire-paper.md 2.1); policy="all" treats every selected layer alike (the authors' SAC form);
+    policy="agent" (default): the agent's paper form (DQN: paper_dqn; SAC: all).
     """
 
     touches_norms = True  # the paper's SAC S&P interpolates every parameter, LayerNorm included
 
     def __init__(
-        self, c: float = 0.8, noise: str = "theta0", noise_scale: float = 0.01, policy: str = "all", **kwargs
+        self, c: float = 0.8, noise: str = "theta0", noise_scale: float = 0.01, policy: str = "agent", **kwargs
     ) -> None:
         super().__init__(**kwargs)
         if not 0.0 <= c <= 1.0:
@@ -36,10 +37,17 @@ class ShrinkPerturb(ResetStrategy):
         if policy not in POLICIES:
             raise ValueError(f"ShrinkPerturb policy={policy!r} is not one of {list(POLICIES)}")
         self.c, self.noise, self.noise_scale, self.policy = float(c), noise, float(noise_scale), policy
+        self.policy_in_force = policy
 
-    def transform(self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor]) -> bool:
+    def settle(self, agent: ResettableAgent) -> dict[str, str]:
+        self.policy_in_force = policy_for("ShrinkPerturb", self.policy, agent, every_layer="all")
+        return {"policy": self.policy_in_force}
+
+    def transform(
+        self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor], logs: dict[str, float]
+    ) -> bool:
         """Interpolate toward theta0, or shrink and add fresh noise."""
-        c = 1.0 if self.policy == "paper_dqn" and isinstance(module, nn.Linear) else self.c
+        c = 1.0 if self.policy_in_force == "paper_dqn" and isinstance(module, nn.Linear) else self.c
         for key, p in (("weight", module.weight), ("bias", module.bias)):
             if p is None:
                 continue
