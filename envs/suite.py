@@ -24,7 +24,7 @@ from fire_rl.config import ConfigError, check_choice
 SUITES = {
     "atari": "envs.atari:AtariSuite",
     "mujoco": "envs.mujoco:MujocoSuite",
-#MINATAR#
+    "minatar": "envs.minatar:MinatarSuite",
 }
 
 

@@ -8,14 +8,16 @@ import pytest
 from conftest import CONFIG_DIR, compose_cfg
 from omegaconf import OmegaConf
 
-from envs.suite import build_suite, suite_class
+from envs.suite import build_suite
 from fire_rl.build import build_reset, make_agent
 from fire_rl.resets.base import ResetStrategy
 
 GROUP_FILES = sorted(p for p in Path(CONFIG_DIR).glob("*/*.yaml") if p.parent.name not in ("hydra", "experiment"))
 EXPERIMENT_FILES = sorted(Path(CONFIG_DIR, "experiment").glob("*.yaml"))
-# Each agent family trains on one env kind, so an agent or env file is composed with a partner of the other group.
-PARTNERS = {"dqn": "env=atari3", "sac": "env=halfcheetah_gravity", "atari": "agent=dqn", "mujoco": "agent=sac"}
+# Each env kind trains one agent family (and MinAtar needs the MinAtar network), so an agent or env file is
+# composed with a partner from the other group.
+ENV_FOR_AGENT = {"dqn": "env=atari3", "dqn_minatar": "env=minatar3", "sac": "env=halfcheetah_gravity"}
+AGENT_FOR_KIND = {"atari": "agent=dqn", "minatar": "agent=dqn_minatar", "mujoco": "agent=sac"}
 
 
 def _overrides(path: Path) -> list[str]:
@@ -23,10 +25,10 @@ def _overrides(path: Path) -> list[str]:
     if group in ("reset", "experiment"):
         return [f"+{own}"]
     cfg = compose_cfg([own])
-    kind = cfg.env.get("kind", "atari")
-    if suite_class(kind).agent_family == cfg.agent.name:
-        return [own]
-    return [own, PARTNERS[cfg.agent.name] if group == "agent" else PARTNERS[kind]]
+    if group == "agent":
+        key = "dqn_minatar" if cfg.agent.get("network") == "minatar" else cfg.agent.name
+        return [own, ENV_FOR_AGENT[key]]
+    return [own, AGENT_FOR_KIND[cfg.env.get("kind", "atari")]]
 
 
 def _agent_for_tasks(cfg):
