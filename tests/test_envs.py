@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import compose_cfg
+from omegaconf import OmegaConf
 
 from envs.atari import AtariSettings, make_env, make_vector_env
 from envs.sequence import build_sequence
+from envs.suite import build_suite
 from fire_rl.config import ConfigError
 
 
@@ -78,3 +81,17 @@ def test_vector_backends_agree_on_shapes(backend):
 def test_ale_vector_cannot_take_modes():
     with pytest.raises(ConfigError, match="cannot set"):
         make_vector_env(_task(mode=4), AtariSettings(backend="ale_vector"), num_envs=1)
+
+
+@pytest.mark.parametrize(
+    "name, game, modes", [("freeway_modes", "Freeway", range(8)), ("spaceinvaders_modes", "SpaceInvaders", range(10))]
+)
+def test_mode_sequences_from_the_literature_are_one_task_per_mode(name, game, modes):
+    suite = build_suite(OmegaConf.to_container(compose_cfg([f"env={name}"]).env))
+    assert [t.kwargs["mode"] for t in suite.sequence.visits] == list(modes)
+    assert {t.env_id for t in suite.sequence.visits} == {f"ALE/{game}-v5"}
+    record = suite.record()
+    assert [t["mode"] for t in record["tasks"]] == list(modes) and all(
+        t["backend"] == "gymnasium" for t in record["tasks"]
+    )
+    assert suite.spaces().num_actions == {"Freeway": 3, "SpaceInvaders": 6}[game]  # the minimal set, every mode
