@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.networks import ARCHITECTURES, QNetwork
-from agents.protocol import ResetDefaults
+from agents.protocol import Regularizer, ResetDefaults
 from envs.suite import Spaces
 from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
 
@@ -40,11 +41,38 @@ def check_fits(spaces: Spaces, network: str) -> None:
         )
 
 
+INITS = ("auto", "xavier", "torch")  # auto: the architecture's own (Nature: Xavier as FIRE; MinAtar: torch default)
+EPSILON_FROM = ("learning_starts", "zero")  # the decay starts after the warm-up (FIRE, MinAtar) or at step 0 (CleanRL)
+EPSILON_DRAWS = ("per_env", "per_vector_step")  # one coin per env, or one for all envs of a step (the FIRE authors')
+
+
+@dataclass(frozen=True)
+class EpsilonGreedy:
+    """Linear epsilon schedule and how the exploration coin is drawn over a vector step."""
+
+    start: float
+    end: float
+    decay_steps: int
+    decay_from: int  # agent step where the linear decay begins; epsilon is `start` before it
+    per_vector_step: bool
+
+    def epsilon(self, step: int) -> float:
+        progress = (step - self.decay_from) / max(self.decay_steps, 1)
+        low, high = min(self.start, self.end), max(self.start, self.end)
+        return float(np.clip(self.start + progress * (self.end - self.start), low, high))
+
+    def choose(self, greedy: np.ndarray, num_actions: int, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+        """Greedy actions, each replaced by a uniform one where the coin (per env, or one per step) says explore."""
+        random = rng.integers(num_actions, size=len(greedy))
+        coins = rng.random(1 if self.per_vector_step else len(greedy))
+        return np.where(coins < epsilon, random, greedy)
+
+
 class DQNAgent:
     """Epsilon-greedy DQN behind the agent contract (agents/protocol.py), with the optional capabilities
-    GradientLosses (`losses`), FreshInit (`fresh_params`) and PlasticityInjectable (`inject_plasticity`)."""
+    GradientLosses (`losses`), FreshInit (`fresh_params`), PlasticityInjectable (`inject_plasticity`), UnitGraph,
+    UpdateFeatures and Regularizable."""
 
-    loss_keys = LOSS_KEYS
     # The FIRE authors' DQN: encoder gets the method, linear head back to theta0 (FIRE, S&P); Adam state kept.
     reset_defaults = ResetDefaults(head_to_theta0=True, optimizer="keep")
 
@@ -55,6 +83,7 @@ class DQNAgent:
         seed: int = 0,
         *,
         network: str = "nature",
+        init: str = "auto",
         optimizer: str = "adam",
         lr: float = 6.25e-5,
         adam_eps: float = 1.5e-4,
@@ -67,29 +96,37 @@ class DQNAgent:
         epsilon_start: float = 1.0,
         epsilon_end: float = 0.01,
         epsilon_decay_steps: int = 250_000,
+        epsilon_from: str = "learning_starts",
+        epsilon_draw: str = "per_env",
         learning_starts: int = 20_000,
         eval_epsilon: float = 0.001,
         reward_clip: bool = True,
         **loop_settings: Any,  # num_envs, buffer_size, ... are read by the training loop, not the learner
     ):
         check_loop_keys("dqn", loop_settings)
-        check_choice("agent.network", network, ARCHITECTURES)
-        check_choice("agent.optimizer", optimizer, OPTIMIZERS)
-        check_choice("agent.loss", loss, LOSSES)
+        for key, value, valid in [
+            ("network", network, ARCHITECTURES),
+            ("init", init, INITS),
+            ("optimizer", optimizer, OPTIMIZERS),
+            ("loss", loss, LOSSES),
+            ("epsilon_from", epsilon_from, EPSILON_FROM),
+            ("epsilon_draw", epsilon_draw, EPSILON_DRAWS),
+        ]:
+            check_choice(f"agent.{key}", value, valid)
         for name, value in [("lr", lr), ("batch_size", batch_size), ("target_update_every", target_update_every)]:
             check_positive(f"agent.{name}", value)
         for name, value in [("epsilon_decay_steps", epsilon_decay_steps), ("learning_starts", learning_starts)]:
             check_positive(f"agent.{name}", value, allow_zero=True)
         check_fits(spaces, network)
         self.num_actions, self.obs_shape, self.network = spaces.num_actions, spaces.obs_shape, network
+        self.xavier = None if init == "auto" else init == "xavier"
         self.device, self.seed = torch.device(device), seed
         self.gamma, self.batch_size, self.reward_clip, self.loss = gamma, batch_size, reward_clip, loss
-        self.target_update_every, self.learning_starts, self.eval_epsilon = (
-            target_update_every,
-            learning_starts,
-            eval_epsilon,
-        )
-        self.epsilon_start, self.epsilon_end, self.epsilon_decay_steps = epsilon_start, epsilon_end, epsilon_decay_steps
+        self.target_update_every, self.learning_starts = target_update_every, learning_starts
+        decay_from = learning_starts if epsilon_from == "learning_starts" else 0
+        per_step = epsilon_draw == "per_vector_step"
+        self.exploration = EpsilonGreedy(epsilon_start, epsilon_end, epsilon_decay_steps, decay_from, per_step)
+        self.eval_epsilon = eval_epsilon
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         # Evaluation draws from its own stream, so how often one evaluates does not change the training trajectory.
@@ -99,29 +136,27 @@ class DQNAgent:
         self.theta0 = {k: v.detach().clone() for k, v in self.q.state_dict().items()}
         self.optimizer = make_optimizer(optimizer, self.q.parameters(), lr, adam_eps, rmsprop_alpha, rmsprop_eps)
         self.last_target_sync = 0
+        self.regularizer: Regularizer | None = None
+        self._update_features: dict[str, torch.Tensor] = {}
+
+    @property
+    def loss_keys(self) -> tuple[str, ...]:
+        return LOSS_KEYS + ((f"losses/{self.regularizer.name}/q",) if self.regularizer else ())
 
     # --- acting -----------------------------------------------------------------------------------------------
     def epsilon(self, step: int) -> float:
-        """Held at epsilon_start until learning_starts, then linear to epsilon_end over epsilon_decay_steps."""
-        progress = (step - self.learning_starts) / max(self.epsilon_decay_steps, 1)
-        return float(
-            np.clip(
-                self.epsilon_start + progress * (self.epsilon_end - self.epsilon_start),
-                min(self.epsilon_start, self.epsilon_end),
-                max(self.epsilon_start, self.epsilon_end),
-            )
-        )
+        """Held at epsilon_start until the decay begins, then linear to epsilon_end over epsilon_decay_steps."""
+        return self.exploration.epsilon(step)
 
     def log_values(self, step: int) -> dict[str, float]:
         return {"charts/epsilon": self.epsilon(step)}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, step: int, explore: bool = True) -> np.ndarray:
-        """Epsilon-greedy actions for a batch of stacked uint8 observations."""
+        """Epsilon-greedy actions for a batch of observations (one per env)."""
         epsilon, rng = (self.epsilon(step), self.rng) if explore else (self.eval_epsilon, self.eval_rng)
         greedy = self.q(torch.as_tensor(obs, device=self.device)).argmax(1).cpu().numpy()
-        random = rng.integers(self.num_actions, size=len(obs))
-        return np.where(rng.random(len(obs)) < epsilon, random, greedy)
+        return self.exploration.choose(greedy, self.num_actions, epsilon, rng)
 
     # --- learning ---------------------------------------------------------------------------------------------
     def losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -134,24 +169,43 @@ class DQNAgent:
             rewards = torch.sign(rewards)
         with torch.no_grad():
             target = rewards + self.gamma * (1.0 - terminated) * self.target(next_obs).max(1).values
-        q = self.q(obs).gather(1, actions[:, None]).squeeze(1)
+        features = self.q.features(obs)
+        q = features.pop("q").gather(1, actions[:, None]).squeeze(1)
+        self._update_features = {k: v.detach() for k, v in features.items()}
         return {"q": F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)}
 
-    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
-        """One gradient step, and a hard target copy whenever `step` crosses a multiple of target_update_every."""
-        loss = self.losses(batch)["q"]
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, torch.Tensor]:
+        """One gradient step on TD loss (+ the regulariser's penalty), and a hard target copy whenever `step` crosses
+        a multiple of target_update_every. Returns detached device tensors: nothing is read back here."""
+        td = self.losses(batch)["q"]
+        loss, values = td, {LOSS_KEYS[0]: td.detach()}
+        if self.regularizer is not None:
+            penalty = self.regularizer.penalty(self.q, self.theta0)
+            loss, values[self.loss_keys[1]] = loss + penalty, penalty.detach()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         if step // self.target_update_every > self.last_target_sync // self.target_update_every:
             self.target.load_state_dict(self.q.state_dict())
             self.last_target_sync = step
-        return {LOSS_KEYS[0]: loss.item()}
+        return values
+
+    @property
+    def update_features(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"q": self._update_features}
+
+    def set_regularizer(self, regularizer: Regularizer) -> None:
+        self.regularizer = regularizer
 
     # --- what resets and metrics see --------------------------------------------------------------------------
     def _new_network(self) -> QNetwork:
         """A freshly initialised Q-network for this agent's observations and actions."""
-        return QNetwork(self.num_actions, in_channels=self.obs_shape[0], architecture=self.network)
+        return QNetwork(self.num_actions, self.obs_shape[0], architecture=self.network, xavier=self.xavier)
+
+    def unit_graph(self) -> dict[str, dict[str, tuple[str, tuple[str, ...]]]]:
+        """Each hidden layer feeds the next one (through the flatten for the last conv)."""
+        names = [*self.q.conv_names, "fc1", "fc2"]
+        return {"q": {name: (name, (nxt,)) for name, nxt in zip(names, names[1:], strict=False)}}
 
     def networks(self) -> dict[str, tuple[nn.Module, torch.optim.Optimizer]]:
         return {"q": (self.q, self.optimizer)}

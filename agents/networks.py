@@ -41,7 +41,9 @@ ARCHITECTURES = {
 class QNetwork(nn.Module):
     """Conv encoder (conv1, conv2, ...) -> fc1 -> ReLU -> fc2 = Q-values, with plasticity injection on the head."""
 
-    def __init__(self, num_actions: int, in_channels: int = 4, architecture: str = "nature"):
+    def __init__(
+        self, num_actions: int, in_channels: int = 4, architecture: str = "nature", xavier: bool | None = None
+    ):
         super().__init__()
         arch = ARCHITECTURES[architecture]
         self.conv_names, self.input_divisor = tuple(f"conv{i + 1}" for i in range(len(arch.convs))), arch.input_divisor
@@ -51,7 +53,7 @@ class QNetwork(nn.Module):
             channels = out
         self.fc1 = nn.Linear(arch.flat_dim(), arch.hidden)
         self.fc2 = nn.Linear(arch.hidden, num_actions)
-        if arch.xavier:
+        if arch.xavier if xavier is None else xavier:  # None: the architecture's own initialisation
             for layer in self.layers():
                 # The FIRE authors' DQN uses Xavier-uniform "since redo use xavier_uniform" (fire-paper.md section 3).
                 nn.init.xavier_uniform_(layer.weight)

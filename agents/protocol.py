@@ -35,12 +35,15 @@ class Agent(Protocol):
     """What every agent has."""
 
     learning_starts: int  # env steps before the first update
-    loss_keys: tuple[str, ...]  # the keys `update` returns, averaged into the `train` rows
+    loss_keys: tuple[str, ...]  # the keys `update` returns, averaged into the `train` rows (regulariser keys too)
     reset_defaults: ResetDefaults
 
     def act(self, obs: np.ndarray, step: int, explore: bool = True) -> np.ndarray: ...
 
-    def update(self, batch: Batch, step: int) -> dict[str, float]: ...
+    def update(self, batch: Batch, step: int) -> dict[str, Tensor]:
+        """One learning step; returns detached 0-d tensors (on the agent's device) keyed by `loss_keys`: nothing is
+        read back to the host here, the loop averages them when it writes a `train` row."""
+        ...
 
     def log_values(self, step: int) -> dict[str, float]:
         """Values the `train` rows carry besides losses (DQN: charts/epsilon)."""
@@ -90,6 +93,41 @@ class PlasticityInjectable(Protocol):
     def injected(self) -> bool: ...
 
     def inject_plasticity(self) -> None: ...
+
+
+@runtime_checkable
+class UnitGraph(Protocol):
+    """Which hidden layers feed which layers directly, so units can be recycled (ReDo, CBP)."""
+
+    def unit_graph(self) -> dict[str, dict[str, tuple[str, tuple[str, ...]]]]:
+        """{net: {feature key: (module name of the layer, module names of the layers its units feed)}}; a net whose
+        hidden units do not feed the next layers directly (residual blocks) is left out."""
+        ...
+
+
+@runtime_checkable
+class UpdateFeatures(Protocol):
+    """The hidden activations the last update computed on its batch (CBP's utilities reuse them)."""
+
+    @property
+    def update_features(self) -> dict[str, dict[str, Tensor]]:
+        """{net: {feature key: detached activations}} of the last update's forward pass."""
+        ...
+
+
+@runtime_checkable
+class Regularizable(Protocol):
+    """Adds a regulariser's penalty to its networks' losses in every update (L2-init, Parseval)."""
+
+    def set_regularizer(self, regularizer: Regularizer) -> None: ...
+
+
+class Regularizer(Protocol):
+    """A penalty on a network's parameters, added to that network's loss (fire_rl/regularizers.py)."""
+
+    name: str
+
+    def penalty(self, net: nn.Module, theta0: dict[str, Tensor]) -> Tensor: ...
 
 
 def missing_capabilities(agent: object, required: tuple[type, ...]) -> list[str]:

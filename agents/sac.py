@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.protocol import ResetDefaults
+from agents.protocol import Regularizer, ResetDefaults
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
 from envs.suite import Spaces
 from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
@@ -54,6 +54,11 @@ class Actor(nn.Module):
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised action and its log-probability under the squashed Gaussian."""
         mean, log_std, _ = self(obs)
+        return self.squash(mean, log_std)
+
+    @staticmethod
+    def squash(mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tanh of a reparameterised draw from N(mean, exp(log_std)), and its log-probability."""
         u = mean + log_std.exp() * torch.randn_like(mean)
         log_prob = torch.distributions.Normal(mean, log_std.exp()).log_prob(u)
         # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), stable for large |u|
@@ -86,10 +91,15 @@ class Critic(nn.Module):
         x = torch.cat([obs, action], dim=-1)
         return self.q1(x)[0], self.q2(x)[0]
 
+    def with_features(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """(q1, q2, features of both heads keyed q1.<layer> / q2.<layer>)."""
+        x = torch.cat([obs, action], dim=-1)
+        (q1, f1), (q2, f2) = self.q1(x), self.q2(x)
+        return q1, q2, {**{f"q1.{k}": v for k, v in f1.items()}, **{f"q2.{k}": v for k, v in f2.items()}}
+
     def features(self, obs: torch.Tensor, action: torch.Tensor) -> dict[str, torch.Tensor]:
         """Features of both heads, keyed q1.<layer> / q2.<layer>."""
-        x = torch.cat([obs, action], dim=-1)
-        return {f"{q}.{k}": v for q in ("q1", "q2") for k, v in getattr(self, q)(x)[1].items()}
+        return self.with_features(obs, action)[2]
 
 
 def linear_weights(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -101,7 +111,6 @@ class SACAgent:
     """SAC behind the agent contract (agents/protocol.py); `after_reset()` applies the paper's SAC reset semantics
     (fire-paper.md 1.6)."""
 
-    loss_keys = LOSS_KEYS
     # The paper's SAC resets treat every dense layer alike; after_reset rebuilds every optimizer anyway.
     reset_defaults = ResetDefaults(head_to_theta0=False, optimizer="clear_all")
 
@@ -155,15 +164,18 @@ class SACAgent:
         self.init_temperature = init_temperature
         self.target_entropy = target_entropy_scale * action_dim
         torch.manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rng = seed, np.random.default_rng(seed)
         log_std_range = (log_std_min, log_std_max)
-        self.actor = Actor(network, obs_dim, action_dim, actor_hidden, actor_blocks, log_std_range).to(self.device)
-        self.critic = Critic(network, obs_dim, action_dim, critic_hidden, critic_blocks).to(self.device)
+        self.network = network
+        self._shapes = (obs_dim, action_dim, actor_hidden, actor_blocks, critic_hidden, critic_blocks, log_std_range)
+        self.actor, self.critic = (net.to(self.device) for net in self._new_networks())
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
         self.obs_norm = RunningNorm(obs_dim, enabled=obs_norm).to(self.device)
         self.log_alpha = torch.tensor(math.log(init_temperature), device=self.device, requires_grad=True)
         self.theta0 = {name: _clone(net.state_dict()) for name, net in (("actor", self.actor), ("critic", self.critic))}
         self._build_optimizers()
+        self.regularizer: Regularizer | None = None
+        self._update_features: dict[str, dict[str, torch.Tensor]] = {}
 
     def _build_optimizers(self) -> None:
         """Fresh AdamW states; weight decay on actor and critic only (the temperature has none)."""
@@ -172,6 +184,21 @@ class SACAgent:
         self.actor_opt = torch.optim.AdamW(self.actor.parameters(), lr=actor_lr, weight_decay=wd)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=critic_lr, weight_decay=wd)
         self.temperature_opt = torch.optim.AdamW([self.log_alpha], lr=temperature_lr, weight_decay=0.0)
+
+    def _new_networks(self) -> tuple[Actor, Critic]:
+        """A freshly initialised actor and critic of this agent's architecture."""
+        obs_dim, action_dim, actor_hidden, actor_blocks, critic_hidden, critic_blocks, log_std_range = self._shapes
+        actor = Actor(self.network, obs_dim, action_dim, actor_hidden, actor_blocks, log_std_range)
+        return actor, Critic(self.network, obs_dim, action_dim, critic_hidden, critic_blocks)
+
+    @property
+    def loss_keys(self) -> tuple[str, ...]:
+        if self.regularizer is None:
+            return LOSS_KEYS
+        return LOSS_KEYS + tuple(f"losses/{self.regularizer.name}/{net}" for net in ("actor", "critic"))
+
+    def set_regularizer(self, regularizer: Regularizer) -> None:
+        self.regularizer = regularizer
 
     @property
     def alpha(self) -> float:
@@ -204,44 +231,66 @@ class SACAgent:
         )
         return self.obs_norm(obs), actions, rewards, self.obs_norm(next_obs), terminated
 
-    def _actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        action, log_prob = self.actor.sample(obs)
+    def _actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(actor loss, log-probs, the actor's hidden features on obs)."""
+        mean, log_std, features = self.actor(obs)
+        action, log_prob = self.actor.squash(mean, log_std)
         q1, q2 = self.critic(obs, action)
-        return (self.log_alpha.exp().detach() * log_prob - torch.min(q1, q2)).mean(), log_prob
+        return (self.log_alpha.exp().detach() * log_prob - torch.min(q1, q2)).mean(), log_prob, features
 
-    def _critic_loss(self, obs, actions, rewards, next_obs, terminated: torch.Tensor) -> torch.Tensor:
+    def _critic_loss(self, obs, actions, rewards, next_obs, terminated) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(critic loss, both heads' hidden features on (obs, actions))."""
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(next_obs)
             q1_next, q2_next = self.target(next_obs, next_action)
             soft_value = torch.min(q1_next, q2_next) - self.log_alpha.exp() * next_log_prob
             # Only true terminations stop the bootstrap; time-limit truncations are bootstrapped.
             target = rewards + self.gamma * (1.0 - terminated) * soft_value
-        q1, q2 = self.critic(obs, actions)
-        return 0.5 * (F.mse_loss(q1, target) + F.mse_loss(q2, target))  # mean over heads, as the paper's code
+        q1, q2, features = self.critic.with_features(obs, actions)
+        return 0.5 * (F.mse_loss(q1, target) + F.mse_loss(q2, target)), features  # mean over heads, as the paper's
 
     def losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """Differentiable actor and critic losses on a batch (gradient-aware resets such as DASH use them)."""
         obs, actions, rewards, next_obs, terminated = self._tensors(batch)
         return {
             "actor": self._actor_loss(obs)[0],
-            "critic": self._critic_loss(obs, actions, rewards, next_obs, terminated),
+            "critic": self._critic_loss(obs, actions, rewards, next_obs, terminated)[0],
         }
 
-    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
-        """One SAC step: actor, temperature, critic, Polyak target."""
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, torch.Tensor]:
+        """One SAC step: actor, temperature, critic, Polyak target (each network's loss + the regulariser's penalty).
+        Returns detached device tensors: nothing is read back here."""
         obs, actions, rewards, next_obs, terminated = self._tensors(batch)
-        actor_loss, log_prob = self._actor_loss(obs)
-        _step(self.actor_opt, actor_loss, list(self.actor.parameters()))
+        actor_loss, log_prob, actor_features = self._actor_loss(obs)
+        actor_penalty = self._step_with_penalty(self.actor_opt, actor_loss, self.actor, "actor")
         entropy = -log_prob.detach().mean()
         temperature_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
         _step(self.temperature_opt, temperature_loss, [self.log_alpha])
-        critic_loss = self._critic_loss(obs, actions, rewards, next_obs, terminated)
-        _step(self.critic_opt, critic_loss, list(self.critic.parameters()))
+        critic_loss, critic_features = self._critic_loss(obs, actions, rewards, next_obs, terminated)
+        critic_penalty = self._step_with_penalty(self.critic_opt, critic_loss, self.critic, "critic")
         with torch.no_grad():
             for target, online in zip(self.target.parameters(), self.critic.parameters(), strict=True):
                 target.lerp_(online, self.tau)
-        values = (actor_loss.item(), critic_loss.item(), temperature_loss.item(), self.alpha, entropy.item())
-        return dict(zip(LOSS_KEYS, values, strict=True))
+        self._update_features = {
+            "actor": {k: v.detach() for k, v in actor_features.items()},
+            "critic": {k: v.detach() for k, v in critic_features.items()},
+        }
+        losses = (actor_loss, critic_loss, temperature_loss, self.log_alpha.exp(), entropy)
+        values = {key: value.detach() for key, value in zip(LOSS_KEYS, losses, strict=True)}
+        for net, penalty in (("actor", actor_penalty), ("critic", critic_penalty)):
+            if penalty is not None:
+                values[f"losses/{self.regularizer.name}/{net}"] = penalty.detach()
+        return values
+
+    def _step_with_penalty(self, optimizer, loss: torch.Tensor, net: nn.Module, name: str) -> torch.Tensor | None:
+        """Step one network on its loss plus the regulariser's penalty on it; returns the penalty (None without)."""
+        penalty = self.regularizer.penalty(net, self.theta0[name]) if self.regularizer is not None else None
+        _step(optimizer, loss if penalty is None else loss + penalty, list(net.parameters()))
+        return penalty
+
+    @property
+    def update_features(self) -> dict[str, dict[str, torch.Tensor]]:
+        return self._update_features
 
     # --- what resets and metrics see --------------------------------------------------------------------------
     def networks(self) -> dict[str, tuple[nn.Module, torch.optim.Optimizer]]:
@@ -256,6 +305,27 @@ class SACAgent:
         with torch.no_grad():
             self.log_alpha.fill_(math.log(self.init_temperature))
         self._build_optimizers()
+
+    def unit_graph(self) -> dict[str, dict[str, tuple[str, tuple[str, ...]]]]:
+        """MLP preset: each hidden layer feeds the next, the last one both heads; SimBa's residual blocks are left out
+        (a unit of the residual stream feeds every later block, not one next layer)."""
+        if self.network != "mlp":
+            return {}
+        trunk = [f"encoder.layers.{name}" for name in self.actor.encoder.layers]
+        graph = {"actor": _chain(trunk, ("mean", "log_std"), key=lambda m: m.rsplit(".", 1)[-1])}
+        critic = {}
+        for q in ("q1", "q2"):
+            layers = [f"{q}.{m}" for m in trunk]
+            critic.update(_chain(layers, (f"{q}.out",), key=lambda m, q=q: f"{q}.{m.rsplit('.', 1)[-1]}"))
+        return {**graph, "critic": critic}
+
+    def fresh_params(self, draw: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Freshly initialised actor and critic states (their own initialisers), reproducible from (seed, draw)."""
+        seed = int(np.random.SeedSequence([self.seed, draw]).generate_state(1)[0])
+        with torch.random.fork_rng(devices=[]):  # leave the training RNG stream untouched
+            torch.manual_seed(seed)
+            actor, critic = self._new_networks()
+        return {"actor": actor.state_dict(), "critic": critic.state_dict()}
 
     @torch.no_grad()
     def probe(self, batch_obs: np.ndarray) -> dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
@@ -299,6 +369,12 @@ def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[tor
     optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=params)
     optimizer.step()
+
+
+def _chain(layers: list[str], heads: tuple[str, ...], key) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Unit graph of a trunk: each layer feeds the next, the last one feeds `heads`; keyed by feature name."""
+    successors = [(nxt,) for nxt in layers[1:]] + [heads]
+    return {key(layer): (layer, nxt) for layer, nxt in zip(layers, successors, strict=True)}
 
 
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from agents.protocol import Agent
+from agents.protocol import Agent, Regularizable
 from envs.sequence import TaskSequence
 from envs.suite import SUITES, EnvSuite, Spaces, build_suite, suite_class
 from fire_rl.config import ConfigError, check_choice, check_positive
@@ -64,6 +64,7 @@ def build_run(cfg: DictConfig, run_dir: Path) -> Run:
     replay = suite.make_replay(spaces, cfg.agent.buffer_size, cfg.agent.num_envs, cfg.seed)
     reset = build_reset(cfg)
     resolved = {"device": device, "spaces": dataclasses.asdict(spaces), "reset": resolve_reset(cfg, reset, agent)}
+    resolved["regularizer"] = attach_regularizer(cfg, agent)
     probe_rng = np.random.default_rng(cfg.seed + 1)
     return Run(cfg, run_dir, suite, spaces, agent, reset, replay, resolved, probe_rng)
 
@@ -141,6 +142,22 @@ def build_reset(cfg: DictConfig) -> ResetStrategy:
     # A preset cannot edit a group the user adds later with +reset=, so its extra steps join here.
     strategy.schedule = strategy.schedule.with_steps(cfg.get("reset_at_steps") or [])
     return strategy
+
+
+def attach_regularizer(cfg: DictConfig, agent: Agent) -> dict[str, Any] | None:
+    """The opt-in `+regularizer=` penalty, added to the agent's losses; None without one."""
+    if cfg.get("regularizer") is None:
+        return None
+    options = OmegaConf.to_container(cfg.regularizer, resolve=True)
+    name = options.pop("name", None)
+    try:
+        regularizer = instantiate(options)
+    except Exception as err:  # Hydra wraps the regulariser's own ValueError
+        raise ConfigError(f"regularizer {name!r}: {err.__cause__ or err}") from err
+    if not isinstance(agent, Regularizable):
+        raise ConfigError(f"regularizer {name!r} needs an agent that is Regularizable; {type(agent).__name__} is not")
+    agent.set_regularizer(regularizer)
+    return {"name": regularizer.name, **options}
 
 
 def resolve_reset(cfg: DictConfig, reset: ResetStrategy, agent: Agent) -> dict[str, Any]:

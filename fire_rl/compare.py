@@ -100,12 +100,15 @@ def config_value(config: dict, key: str) -> Any:
 
 
 def group_label(config: dict, key: str) -> str:
-    """The run's group: its reset method by default; `none` for runs without a reset group."""
+    """The run's group: by default its reset method (`none` without a reset group), joined with its regulariser when
+    it has one (`fire+l2_init`); else `<last key part>=<value>`."""
     value = config_value(config, key)
+    if key == DEFAULT_GROUP_BY:
+        reset = "none" if value is _MISSING else str(value)
+        regularizer = config_value(config, "regularizer.name")
+        return reset if regularizer is _MISSING or regularizer is None else f"{reset}+{regularizer}"
     if value is _MISSING:
         return "none" if key.startswith("reset.") and not config.get("reset") else "(absent)"
-    if key == DEFAULT_GROUP_BY:
-        return str(value)
     return f"{key.rsplit('.', 1)[-1]}={value}"
 
 
@@ -266,7 +269,8 @@ def compare(args: argparse.Namespace) -> Path:
     runs, notes = load_runs(args.dirs, args.group_by)
     if args.wandb_project:
         runs += wandb_runs(args.wandb_project, args.group_by, notes)
-    if all(config_value(r.config, args.group_by) is _MISSING for r in runs):  # a typo, not a grouping
+    missing = all(config_value(r.config, args.group_by) is _MISSING for r in runs)
+    if missing and args.group_by != DEFAULT_GROUP_BY:  # a typo, not a grouping (runs without +reset= are `none`)
         keys = ", ".join(sorted(runs[0].config))
         raise CompareError(f"--group-by {args.group_by!r} is not a key of any run config; top-level keys: {keys}")
     groups = group_runs(runs)

@@ -162,6 +162,7 @@ def save(run: Run, loop: LoopState, envs, compress: bool = False) -> Path:
     state = {
         "loop": loop.state_dict(envs),
         "agent": run.agent.state_dict(),
+        "reset": run.reset.state_dict(),
         "rng": {
             "probe": run.probe_rng.bit_generator.state,
             "torch": torch.get_rng_state(),
@@ -186,6 +187,7 @@ def save(run: Run, loop: LoopState, envs, compress: bool = False) -> Path:
 def restore(run: Run, state: dict[str, Any], replay: dict[str, Any]) -> LoopState:
     """Put agent, replay and RNGs into the checkpoint's state; return the loop position."""
     run.agent.load_state_dict(state["agent"])
+    run.reset.load_state_dict(state.get("reset", {}))
     run.replay.load_state_dict(replay)
     run.probe_rng.bit_generator.state = state["rng"]["probe"]
     torch.set_rng_state(state["rng"]["torch"])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -168,12 +169,19 @@ def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
 
 
 def learn(run: Run, loop: LoopState, every: Cadence) -> None:
-    """The updates this vector step has earned; fractional credit carries over (0.25 per step: one every 4)."""
+    """The updates this vector step has earned (fractional credit carries over: 0.25 per step is one every 4), each
+    followed by the strategy's per-update work (CBP); losses stay device tensors until a `train` row is written."""
     loop.update_credit += every.stride * every.updates_per_env_step
     while loop.update_credit >= 1.0:
         for key, value in run.agent.update(run.replay.sample(every.batch_size), loop.step).items():
             loop.losses[key].append(value)
+        run.reset.after_update(run.agent, loop.step)
         loop.update_credit -= 1.0
+
+
+def mean_of(values: list) -> float:
+    """Mean of the losses since the last row: the one place they are read back from the device."""
+    return float(torch.stack([torch.as_tensor(v) for v in values]).double().mean())
 
 
 def start_visit(run: Run, loop: LoopState, task: Task, envs, saver: Checkpointer) -> np.ndarray:
@@ -197,8 +205,9 @@ def start_visit(run: Run, loop: LoopState, task: Task, envs, saver: Checkpointer
 
 def log_train(run: Run, step: int, task: Task, losses: dict[str, list[float]], sps: float) -> None:
     """One `train` row: mean losses since the last row (None before learning), exploration, steps per second."""
-    values = {key: float(np.mean(losses[key])) if losses.get(key) else None for key in run.agent.loss_keys}
+    values = {key: mean_of(losses[key]) if losses.get(key) else None for key in run.agent.loss_keys}
     values.update(run.agent.log_values(step))
+    values.update(run.reset.log_values())
     values["charts/sps"] = sps
     values["charts/replay_size"] = len(run.replay)
     run.logger.log("train", step, task=task.name, **values)

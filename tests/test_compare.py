@@ -421,3 +421,14 @@ def test_compare_over_a_tiny_slippery_ant_sweep(tmp_path):
     groups = {"none": [r for r in runs if r.group == "none"], "fire": [r for r in runs if r.group == "fire"]}
     assert eval_figure(groups, runs[0].sequence, paper_overlay=False).panels == frictions
     assert {r["task"] for r in read_csv(out / "summary.csv")} == set(frictions)
+
+
+def test_runs_are_grouped_by_reset_and_regularizer_together(tmp_path):
+    for method, regularizer in (("fire", None), ("fire", "l2_init"), ("none", "parseval")):
+        run = write_run(tmp_path / f"{method}_{regularizer}", method, 0, final_evals({g: 1.0 for g in GAMES}))
+        if regularizer:
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            config["regularizer"] = {"name": regularizer, "coef": 1e-3}
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+    runs, _ = load_runs([tmp_path], "reset.name")
+    assert sorted(r.group for r in runs) == ["fire", "fire+l2_init", "none+parseval"]

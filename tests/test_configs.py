@@ -9,7 +9,7 @@ from conftest import CONFIG_DIR, compose_cfg
 from omegaconf import OmegaConf
 
 from envs.suite import build_suite
-from fire_rl.build import build_reset, make_agent
+from fire_rl.build import attach_regularizer, build_reset, make_agent
 from fire_rl.resets.base import ResetStrategy
 
 GROUP_FILES = sorted(p for p in Path(CONFIG_DIR).glob("*/*.yaml") if p.parent.name not in ("hydra", "experiment"))
@@ -22,7 +22,7 @@ AGENT_FOR_KIND = {"atari": "agent=dqn", "minatar": "agent=dqn_minatar", "mujoco"
 
 def _overrides(path: Path) -> list[str]:
     group, own = path.parent.name, f"{path.parent.name}={path.stem}"
-    if group in ("reset", "experiment"):
+    if group in ("reset", "experiment", "regularizer"):  # opt-in groups
         return [f"+{own}"]
     cfg = compose_cfg([own])
     if group == "agent":
@@ -36,7 +36,7 @@ def _agent_for_tasks(cfg):
     suite = build_suite(OmegaConf.to_container(cfg.env, resolve=True))
     spaces = suite.spaces()
     if suite.kind == "atari":
-        assert spaces.num_actions == (18 if suite.settings.full_action_space else 9)  # paper_dqn: Asterix's minimal set
+        assert spaces.num_actions == 18 or not suite.settings.full_action_space  # else the game's minimal set
     agent = make_agent(cfg.agent, spaces, "cpu", 0)
     assert agent.loss_keys and agent.reset_defaults.optimizer in ("keep", "clear_all")
     return agent
@@ -48,13 +48,15 @@ def test_config_file_composes_and_instantiates(path):
     agent = _agent_for_tasks(cfg)
     reset = build_reset(cfg)
     assert isinstance(reset, ResetStrategy)
+    if cfg.get("regularizer") is not None:
+        assert attach_regularizer(cfg, agent)["name"] == cfg.regularizer.name == agent.regularizer.name
     assert reset.resolve(agent)["strategy"] == type(reset).__name__
     assert cfg.logger.wandb_mode in ("offline", "online", "disabled")
 
 
 def test_reset_is_opt_in():
-    """`reset` must stay out of the defaults list, or `+reset=...` stops working."""
-    assert "reset" not in compose_cfg()
+    """`reset` (and `regularizer`) must stay out of the defaults list, or `+reset=...` stops working."""
+    assert "reset" not in compose_cfg() and "regularizer" not in compose_cfg()
     assert type(build_reset(compose_cfg())).__name__ == "NoReset"
     assert compose_cfg(["+reset=fire"]).reset.name == "fire"
 

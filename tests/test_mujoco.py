@@ -174,11 +174,8 @@ BAD = {
     "bad network preset": (["agent.network=resnet"], "valid choices: mlp, simba"),
     "non-positive draw bound": (["env=slippery_ant", "env.draws.low=0"], "0 < low <= high"),
     "Atari setting on MuJoCo": (["+env.settings.frame_skip=4"], "valid keys for mujoco: action_repeat"),
-    # A strategy needing a capability SAC lacks is refused at build, naming both.
-    "ReDo under SAC": (
-        ["+reset=redo"],
-        "ReDo needs the agent capability FreshInit (agents/protocol.py), which SACAgent",
-    ),
+    # A strategy needing a capability the agent lacks is refused at build, naming both.
+    "ReDo under SimBa": (["agent=sac_simba", "+reset=redo"], "SimBa's residual blocks are not a feed-forward chain"),
     "injection under SAC": (
         ["+reset=plasticity_injection"],
         "capability PlasticityInjectable (agents/protocol.py), which SACAgent",

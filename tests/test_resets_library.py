@@ -175,6 +175,9 @@ class ChainAgent:
         feats.pop("q")
         return {"q": (feats, {})}
 
+    def unit_graph(self) -> dict:
+        return {"q": {"conv1": ("conv1", ("conv2",)), "conv2": ("conv2", ("fc1",)), "fc1": ("fc1", ("fc2",))}}
+
     def fresh_params(self, draw: int) -> dict:
         torch.manual_seed(1000 + draw)
         return {"q": {k: torch.randn_like(v) for k, v in self.theta0["q"].items()}}

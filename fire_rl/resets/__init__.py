@@ -1,6 +1,7 @@
 """Reset strategies for continual RL: when (Schedule), what (transform), which layers, optimizer-state policy."""
 
 from fire_rl.resets.base import ResetReport, ResetStrategy, Schedule
+from fire_rl.resets.cbp import CBP
 from fire_rl.resets.dash import DASH, dash_scale
 from fire_rl.resets.fire import FIRE
 from fire_rl.resets.full import FullReset
@@ -18,6 +19,7 @@ from fire_rl.resets.redo import ReDo
 from fire_rl.resets.shrink_perturb import ShrinkPerturb
 
 __all__ = [
+    "CBP",
     "DASH",
     "FIRE",
     "FullReset",

@@ -157,6 +157,20 @@ class ResetStrategy:
         """Settle the subclass's per-agent options (a `policy: agent`); returns them for resolved.json."""
         return {}
 
+    def after_update(self, agent: ResettableAgent, step: int) -> None:
+        """Work done after every gradient update (CBP's unit replacement); default none."""
+
+    def log_values(self) -> dict[str, float]:
+        """Values for the `train` rows (CBP: units replaced since the last row); default none."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must hold to resume the strategy exactly (CBP: utilities, ages); default nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict."""
+
     def due(self, prev_step: int, step: int, switched: bool) -> bool:
         """Whether a reset should happen for the step interval (prev_step, step]."""
         return self.schedule.due(prev_step, step, switched)
