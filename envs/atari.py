@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import ale_py
+import cv2
 import gymnasium as gym
+import numpy as np
 from ale_py.vector_env import AtariVectorEnv
 
 from envs.sequence import Task
@@ -19,6 +21,9 @@ gym.register_envs(ale_py)
 
 STICKY_LEVELS = ("agent_step", "frame")
 BACKENDS = ("auto", "gymnasium", "ale_vector")
+# gymnasium: AtariPreprocessing (ALE's grayscale, max over the last two frames, resize).
+# authors: the FIRE authors' CleanRL wrappers: max over the last two RGB frames, resize (INTER_AREA), grayscale.
+PREPROCESSING = ("gymnasium", "authors")
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,17 @@ class AtariSettings:
     noop_max: int = 0
     terminal_on_life_loss: bool = False
     backend: str = "auto"  # auto | gymnasium | ale_vector (ale-py's C++ vector env)
+    preprocessing: str = "gymnasium"  # gymnasium | authors (the FIRE authors' order: RGB max, resize, grayscale)
 
     def __post_init__(self) -> None:
         check_choice("env.sticky_actions_per", self.sticky_actions_per, STICKY_LEVELS)
+        check_choice("env.preprocessing", self.preprocessing, PREPROCESSING)
+        extras = self.noop_max or self.terminal_on_life_loss or self.backend == "ale_vector"
+        if self.preprocessing == "authors" and extras:
+            raise ConfigError(
+                "env.preprocessing=authors reproduces the FIRE authors' wrappers: no noop_max, no "
+                "terminal_on_life_loss, and the gymnasium backend"
+            )
         check_choice("env.backend", self.backend, BACKENDS)
         for name in ("frame_skip", "screen_size", "frame_stack", "max_episode_steps"):
             check_positive(f"env.{name}", getattr(self, name))
@@ -54,7 +67,39 @@ def uses_ale_vector(task: Task, settings: AtariSettings) -> bool:
     """ale-py's vector env is faster but has no mode/difficulty argument and only per-frame sticky actions."""
     if settings.backend != "auto":
         return settings.backend == "ale_vector"
-    return not task.kwargs and settings.sticky_actions_per == "frame"
+    return not task.kwargs and settings.sticky_actions_per == "frame" and settings.preprocessing == "gymnasium"
+
+
+class AuthorsPreprocessing(gym.Wrapper):
+    """The FIRE authors' (CleanRL's) preprocessing on an RGB, frameskip-1 ALE env: repeat the action `frame_skip`
+    frames summing rewards, take the max of the last two RGB frames (SB3's MaxAndSkipEnv, whose two-frame buffer
+    keeps older frames when an episode ends early), resize to `size` x `size` (cv2 INTER_AREA), then grayscale
+    (cv2 RGB2GRAY). The reset observation is resized and grayscaled without a max."""
+
+    def __init__(self, env: gym.Env, frame_skip: int, size: int):
+        super().__init__(env)
+        self.frame_skip, self.size = frame_skip, size
+        self.frames = np.zeros((2, *env.observation_space.shape), dtype=np.uint8)
+        self.observation_space = gym.spaces.Box(0, 255, (size, size), dtype=np.uint8)
+
+    def _warp(self, rgb: np.ndarray) -> np.ndarray:
+        resized = cv2.resize(rgb, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return self._warp(obs), info
+
+    def step(self, action):
+        total, terminated, truncated, info = 0.0, False, False, {}
+        for i in range(self.frame_skip):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            if i >= self.frame_skip - 2:
+                self.frames[i - (self.frame_skip - 2)] = obs
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return self._warp(self.frames.max(axis=0)), total, terminated, truncated, info
 
 
 def _base_env(task: Task, settings: AtariSettings) -> gym.Env:
@@ -69,15 +114,22 @@ def _base_env(task: Task, settings: AtariSettings) -> gym.Env:
     )
 
 
-def make_env(task: Task, settings: AtariSettings) -> gym.Env:
-    """One preprocessed env: skip+max, 84x84 gray, sticky actions, time limit, frame stack; raw rewards."""
-    env = gym.wrappers.AtariPreprocessing(
+def _preprocessed(task: Task, settings: AtariSettings) -> gym.Env:
+    """Frame skip with a max over the last two frames, grayscale, resize: in gymnasium's or the authors' order."""
+    if settings.preprocessing == "authors":
+        return AuthorsPreprocessing(_base_env(task, settings), settings.frame_skip, settings.screen_size)
+    return gym.wrappers.AtariPreprocessing(
         _base_env(task, settings),
         noop_max=settings.noop_max,
         frame_skip=settings.frame_skip,
         screen_size=settings.screen_size,
         terminal_on_life_loss=settings.terminal_on_life_loss,
     )
+
+
+def make_env(task: Task, settings: AtariSettings) -> gym.Env:
+    """One preprocessed env: skip+max, 84x84 gray, sticky actions, time limit, frame stack; raw rewards."""
+    env = _preprocessed(task, settings)
     if settings.sticky_actions_per == "agent_step" and settings.sticky_action_prob > 0:
         env = gym.wrappers.StickyAction(env, repeat_action_probability=settings.sticky_action_prob)
     env = gym.wrappers.TimeLimit(env, max_episode_steps=settings.max_episode_steps)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from agents.protocol import Agent, Regularizable
 from envs.sequence import TaskSequence
 from envs.suite import SUITES, EnvSuite, Spaces, build_suite, suite_class
+from fire_rl import evaluation
 from fire_rl.config import ConfigError, check_choice, check_positive
 from fire_rl.logging import WANDB_MODES, RunLogger
 from fire_rl.resets.base import ResetStrategy
@@ -92,8 +93,9 @@ def check_run_options(cfg: DictConfig) -> None:
 
 def validate_loop(cfg: DictConfig) -> None:
     """Budgets and cadences: positive where they must be, before anything is built."""
-    for key in ("eval_every", "metrics_every", "log_every", "eval_episodes", "eval_max_episode_steps"):
+    for key in ("metrics_every", "log_every"):
         check_positive(key, cfg[key])
+    evaluation.check_options(cfg)
     check_positive("metrics_probe_size", cfg.metrics_probe_size)
     for key in ("num_envs", "buffer_size", "batch_size"):
         check_positive(f"agent.{key}", cfg.agent[key])

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ class RunRecord:
     group: str
     sequence: TaskSequence
     rows: list[dict]
+    prefix: list[dict] = field(default_factory=list)  # a branched run's stage-1 rows up to the branch (curves only)
 
     @property
     def seed(self) -> Any:
@@ -55,7 +56,17 @@ class RunRecord:
 
     @cached_property
     def evals(self) -> dict[str, st.Series]:
+        """The run's own evaluations: what the tables use."""
         return st.eval_series(self.rows)
+
+    @property
+    def curve_rows(self) -> list[dict]:
+        """What the curves draw: the stage-1 prefix of a branched run, then its own rows (0 to the end)."""
+        return self.prefix + self.rows
+
+    @cached_property
+    def curve_evals(self) -> dict[str, st.Series]:
+        return st.eval_series(self.curve_rows)
 
     @cached_property
     def complete(self) -> bool:
@@ -149,7 +160,26 @@ def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
     rows, problems = read_rows_checked(run_dir)
     sequence = run_sequence(str(run_dir), config, read_env_record(run_dir))
     record = make_record(str(run_dir), config, rows, group_by, sequence)
-    return record, [f"{run_dir}: {p}" for p in problems]
+    notes = [f"{run_dir}: {p}" for p in problems]
+    if config.get("branch_from"):
+        record.prefix, note = branch_prefix(Path(config["branch_from"]), run_dir)
+        notes += [note] if note else []
+    return record, notes
+
+
+def branch_prefix(checkpoint: Path, run_dir: Path) -> tuple[list[dict], str | None]:
+    """The stage-1 rows up to the branch step (checkpoint <stage1>/checkpoints/step_<N>), or a note why there are none.
+    A relative path is tried from the working directory, then from the run directory's ancestors."""
+    step = int(checkpoint.name.split("_")[-1]) if checkpoint.name.startswith("step_") else None
+    candidates = [checkpoint] if checkpoint.is_absolute() else [checkpoint, *(a / checkpoint for a in run_dir.parents)]
+    stage1 = next((c.parent.parent for c in candidates if (c.parent.parent / METRICS_FILE).exists()), None)
+    if step is None or stage1 is None:
+        return (
+            [],
+            f"{run_dir}: branched from {checkpoint}, whose stage-1 run was not found; its curves start at the branch",
+        )
+    rows, _ = read_rows_checked(stage1)
+    return [r for r in rows if isinstance(r.get("step"), int | float) and r["step"] <= step], None
 
 
 def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[str]]:

@@ -192,7 +192,11 @@ def eval_figure(groups: dict[str, list], sequence: TaskSequence, paper_overlay: 
     """Evaluation return on every task over the whole sequence (mean over seeds, 95% bootstrap band)."""
     tasks = [t.name for t in sequence.distinct_tasks]
     data = {
-        g: {t: align([r.evals[t] for r in runs if t in r.evals]) for t in tasks if any(t in r.evals for r in runs)}
+        g: {
+            t: align([r.curve_evals[t] for r in runs if t in r.curve_evals])
+            for t in tasks
+            if any(t in r.curve_evals for r in runs)
+        }
         for g, runs in groups.items()
     }
     overlay = {t: PAPER_FINAL[t] for t in tasks if paper_overlay and t in PAPER_FINAL}
@@ -207,7 +211,7 @@ def train_figure(groups: dict[str, list], sequence: TaskSequence) -> Figure:
     edges = np.linspace(0, total, int(np.clip(total // max(every, 1), 1, 100)) + 1)
     tasks, data = [t.name for t in sequence.distinct_tasks], {}
     for group, runs in groups.items():
-        episodes = [episode_series(r.rows) for r in runs]
+        episodes = [episode_series(r.curve_rows) for r in runs]
         data[group] = {
             t: align([binned(e[t], edges) for e in episodes if t in e]) for t in tasks if any(t in e for e in episodes)
         }
@@ -235,9 +239,9 @@ def plasticity_figure(groups: dict[str, list], sequence: TaskSequence) -> Figure
     keys: dict[str, str] = {}
     for runs in groups.values():
         for run in runs:
-            keys |= {k: v for k, v in plasticity_keys(run.rows).items() if k not in keys}
+            keys |= {k: v for k, v in plasticity_keys(run.curve_rows).items() if k not in keys}
     data = {
-        g: {p: align([s for r in runs if len((s := plasticity_series(r.rows, k))[0])]) for p, k in keys.items()}
+        g: {p: align([s for r in runs if len((s := plasticity_series(r.curve_rows, k))[0])]) for p, k in keys.items()}
         for g, runs in groups.items()
     }
     data = {g: {p: v for p, v in d.items() if v[1].size} for g, d in data.items()}

@@ -21,14 +21,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from envs.sequence import Task
-from fire_rl import run_state
+from fire_rl import evaluation, run_state
 from fire_rl.build import Run, build_run, check_run_options
 from fire_rl.checkpoint import CheckpointError
 from fire_rl.config import ConfigError
+from fire_rl.episodes import EpisodeTracker
 from fire_rl.logging import Progress
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.plots import plot_returns
-from fire_rl.run_state import Checkpointer, EpisodeTracker, LoopState, crossed
+from fire_rl.run_state import Checkpointer, LoopState, crossed
 
 NAMING_KEYS = ("experiment", "agent", "env", "reset", "seed")
 # Preemption: write a checkpoint, then exit cleanly. SIGUSR2 is submitit's time-out/preemption signal: after the
@@ -72,20 +73,10 @@ def apply_reset(run: Run, step: int, task: Task, reason: str) -> None:
 
 
 def evaluate(run: Run, step: int, training_task: Task) -> None:
-    """Greedy (Atari: near-greedy) episodes on EVERY task of the sequence, so forgetting shows; raw returns."""
-    cfg, values = run.cfg, {}
+    """Evaluate on EVERY task of the sequence, so forgetting shows (fire_rl/evaluation.py: the protocols)."""
+    values = {}
     for task in run.sequence.distinct_tasks:
-        env, returns = run.suite.make_eval_env(task, cfg.eval_max_episode_steps), []  # the task's own dynamics
-        for episode in range(cfg.eval_episodes):
-            obs, _ = env.reset(seed=cfg.seed + 100_000 + episode)
-            done, total = False, 0.0
-            while not done:
-                action = run.agent.act(obs[None], step, explore=False)[0]
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total, done = total + float(reward), terminated or truncated
-            returns.append(total)
-        env.close()
-        values[f"eval/{task.name}/return"] = float(np.mean(returns))
+        values.update(evaluation.evaluate_task(run, task, step))
     run.logger.log("eval", step, task=training_task.name, **values)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, TINY_SWEEP, run_train
+from conftest import REPO, TINY, TINY_SWEEP, run_train
 
 from envs.sequence import build_sequence
 from fire_rl import compare_stats as st
@@ -432,3 +432,20 @@ def test_runs_are_grouped_by_reset_and_regularizer_together(tmp_path):
             (run / "config.yaml").write_text(yaml.safe_dump(config))
     runs, _ = load_runs([tmp_path], "reset.name")
     assert sorted(r.group for r in runs) == ["fire", "fire+l2_init", "none+parseval"]
+
+
+@pytest.mark.slow
+def test_branched_curves_start_from_their_stage_one_prefix(tmp_path):
+    """The midpoint protocol's figure covers 0 to the end, like Fig. 4a; the tables keep the branch's own rows."""
+    stage1, runs = tmp_path / "stage1", tmp_path / "runs"
+    common = [*TINY, "eval_every=100", "torch_threads=1"]
+    assert run_train(*common, "stop_at_step=300", f"hydra.run.dir={stage1}").returncode == 0
+    checkpoint = stage1 / "checkpoints" / "step_000000000300"
+    branched = run_train(*common, "+reset=fire", f"branch_from={checkpoint}", f"hydra.run.dir={runs / 'fire'}")
+    assert branched.returncode == 0, branched.stderr[-2000:]
+    (record,), _ = load_runs([runs], "reset.name")
+    assert min(record.evals["Asterix"][0]) > 300  # the branch's own rows start after the branch
+    steps = eval_figure({"fire": [record]}, record.sequence, paper_overlay=False).data["fire"]["Asterix"][0]
+    assert steps.min() == 100 and steps.max() == 600 and 300 in steps  # stitched: stage 1's evaluations first
+    run_compare(runs, "--reps", "20")
+    assert {r["group"] for r in read_csv(runs / "compare" / "summary.csv")} == {"fire"}

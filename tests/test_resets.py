@@ -210,6 +210,7 @@ def test_full_reset_gives_theta0() -> None:
         assert torch.equal(v, agent.theta0["q"][k])
     assert sorted(logs) == sorted(
         [f"reset/q/{n}/{k}" for n in LAYERS for k in ("sfe", "sfe_normalised", "dfi_before", "dfi_after")]
+        + [f"reset/q/{n}/dfi_raw_{k}" for n in LAYERS for k in ("before", "after")]
         + ["reset/sfe_total", "reset/layers_touched", "reset/wall_time_s", "reset/step"]
     )
     assert all(logs[f"reset/q/{n}/sfe_normalised"] == pytest.approx(1.0) for n in LAYERS)

@@ -21,7 +21,13 @@ from agents.protocol import ResetDefaults
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.resets import DASH, FIRE, FullReset, PlasticityInjection, ReDo, ShrinkPerturb, dash_scale
 from fire_rl.resets.base import CapabilityError
-from fire_rl.resets.isometry import deviation_from_isometry, fire_project, fire_scale, isometry_sv_min
+from fire_rl.resets.isometry import (
+    deviation_from_isometry,
+    fire_project,
+    fire_scale,
+    isometry_sv_min,
+    raw_deviation_from_isometry,
+)
 
 
 def adam_snapshot(opt: torch.optim.Optimizer) -> dict:
@@ -526,3 +532,41 @@ def test_sweep_redo_and_injection_events(sweep) -> None:
     assert injection[0]["layers"] == ["q/fc1", "q/fc2"] and injection[0]["reset/loss_change"] == 0
     later = [row for row in sweep["plasticity_injection"] if row["event"] == "plasticity" and row["step"] > 350]
     assert later and all(row["plasticity/q/dormant_0.1/all"] is not None for row in later)
+
+
+# ---------------------------------------------------------------- the paper's DfI and the RMS-scale variant
+def test_raw_dfi_is_the_papers_definition_on_hand_built_matrices():
+    U, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    V, _ = torch.linalg.qr(torch.randn(9, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    assert raw_deviation_from_isometry(U[:4, :]) == pytest.approx(0.0, abs=1e-12)  # orthonormal rows
+    s = torch.tensor([2.0, 1.0, 0.5, 0.1], dtype=torch.float64)  # a wide (4 x 9) weight with this spectrum
+    Q, _ = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))
+    wide = Q @ torch.diag(s) @ V[:, :4].T
+    assert raw_deviation_from_isometry(wide) == pytest.approx(float(((s**2 - 1) ** 2).sum()))
+    tall = wide.T  # 9 x 4: W W^T has 5 zero eigenvalues, each adding (0 - 1)^2
+    assert raw_deviation_from_isometry(tall) == pytest.approx(float(((s**2 - 1) ** 2).sum()) + 5)
+    conv = torch.stack([wide[:, :3], 2 * wide[:, :3]], dim=-1).reshape(4, 3, 1, 2)  # two kernel positions, summed
+    expected = sum(raw_deviation_from_isometry(conv[:, :, 0, j]) for j in range(2))
+    assert raw_deviation_from_isometry(conv) == pytest.approx(expected)
+
+
+def test_every_reset_row_logs_both_dfis():
+    logs = FIRE().apply(trained_dqn(2), step=0).logs
+    for layer in ("conv1", "conv3", "fc1"):
+        assert {f"reset/q/{layer}/dfi_{k}" for k in ("before", "after", "raw_before", "raw_after")} <= set(logs)
+    # After the paper's FIRE a conv's weights are scaled by sqrt(C_out/C_in)/(kh kw) != 1: only dfi_* reads ~0.
+    assert logs["reset/q/conv1/dfi_after"] < 1e-3 < logs["reset/q/conv1/dfi_raw_after"]
+
+
+def test_rms_scale_variant_divides_convs_by_the_root_of_the_kernel_size():
+    W = torch.randn(8, 4, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    paper, rms = fire_project(W, iters=60), fire_project(W, iters=60, scale="rms")
+    torch.testing.assert_close(rms, paper * 3.0)  # k_h k_w / sqrt(k_h k_w) = 3
+    linear = torch.randn(5, 7, dtype=torch.float64)
+    torch.testing.assert_close(fire_project(linear, scale="rms"), fire_project(linear))
+    agent = trained_dqn(1)
+    logs = FIRE(scale="rms", method="exact").apply(agent, step=0).logs
+    assert logs["reset/fire/sv_min"] == pytest.approx(1.0, abs=1e-5)  # measured against the variant's own scale
+    assert FIRE().scale == "paper"
+    with pytest.raises(ValueError, match=r"'sqrt'.*paper.*rms"):
+        FIRE(scale="sqrt")

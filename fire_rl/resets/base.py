@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.protocol import ResetDefaults, missing_capabilities
-from fire_rl.resets.isometry import deviation_from_isometry
+from fire_rl.resets.isometry import deviation_from_isometry, raw_deviation_from_isometry
 
 # "agent" defers to the agent's `reset_defaults.optimizer` (the paper's choice for that agent; DQN: keep).
 OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched", "agent")
@@ -275,8 +275,11 @@ def layer_logs(
     full = _sq_dist(pre, theta0)
     out = {f"{prefix}/sfe": sfe, f"{prefix}/sfe_normalised": sfe / full if full > 0 else math.nan}
     if pre["weight"].dim() >= 2:  # DfI is a matrix measure; a LayerNorm scale is a vector
-        out[f"{prefix}/dfi_before"] = deviation_from_isometry(pre["weight"])
-        out[f"{prefix}/dfi_after"] = deviation_from_isometry(module.weight.detach())
+        # dfi_*: FIRE's (paper) scale divided out first, so a converged FIRE projection reads 0; dfi_raw_*: the
+        # paper's ||W^T W - I||_F^2 on the weight itself.
+        for when, weight in (("before", pre["weight"]), ("after", module.weight.detach())):
+            out[f"{prefix}/dfi_{when}"] = deviation_from_isometry(weight)
+            out[f"{prefix}/dfi_raw_{when}"] = raw_deviation_from_isometry(weight)
     return out
 
 

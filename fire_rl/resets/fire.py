@@ -7,7 +7,7 @@ import math
 from torch import Tensor, nn
 
 from fire_rl.resets.base import ResetStrategy, ResettableAgent, policy_for
-from fire_rl.resets.isometry import METHODS, fire_project, isometry_sv_min
+from fire_rl.resets.isometry import METHODS, SCALES, fire_project, isometry_sv_min
 
 # agent: the agent's paper form (DQN: paper_dqn; SAC: project_all), resolved when the strategy meets the agent.
 POLICIES = ("agent", "paper_dqn", "project_all")
@@ -20,11 +20,18 @@ class FIRE(ResetStrategy):
     Adam state kept. policy "project_all": every selected weight projected, biases kept (the vision/SAC form).
     policy "agent" (default): the agent's paper form (DQN: paper_dqn; SAC: project_all).
     method "newton_schulz" (paper, `ns_iters` iterations) or "exact" (SVD polar factor: a stronger, named variant).
+    scale "paper" (conv: sqrt(C_out/C_in)/(k_h k_w), the authors') or "rms" (conv divided by sqrt(k_h k_w) instead,
+    RMS-preserving: a separately named variant, never the default).
     Logs `<layer>/sv_min` per projected layer and `reset/fire/sv_min`: 1.0 means the projection reached an isometry.
     """
 
-    def __init__(self, policy: str = "agent", method: str = "newton_schulz", ns_iters: int = 10, **kwargs) -> None:
+    def __init__(
+        self, policy: str = "agent", method: str = "newton_schulz", ns_iters: int = 10, scale: str = "paper", **kwargs
+    ) -> None:
         super().__init__(**kwargs)
+        if scale not in SCALES:
+            raise ValueError(f"FIRE scale={scale!r} is not one of {list(SCALES)}")
+        self.scale = scale
         if policy not in POLICIES:
             raise ValueError(f"FIRE policy={policy!r} is not one of {list(POLICIES)}")
         if method not in METHODS:
@@ -47,9 +54,9 @@ class FIRE(ResetStrategy):
             if module.bias is not None:
                 module.bias.copy_(theta0["bias"])
             return True
-        module.weight.copy_(fire_project(module.weight, iters=self.ns_iters, method=self.method))
+        module.weight.copy_(fire_project(module.weight, iters=self.ns_iters, method=self.method, scale=self.scale))
         # How far the projection got: 10 Newton-Schulz steps leave ill-conditioned layers far from an isometry.
-        sv_min = isometry_sv_min(module.weight)
+        sv_min = isometry_sv_min(module.weight, self.scale)
         logs[f"reset/{net_name}/{layer_name}/sv_min"] = sv_min
         logs["reset/fire/sv_min"] = min(sv_min, logs.get("reset/fire/sv_min", math.inf))
         return True

@@ -28,8 +28,12 @@ def newton_schulz(W: Tensor, iters: int = 10, eps: float = 1e-8) -> Tensor:
     return X.to(W.dtype)
 
 
-def fire_scale(shape: Sequence[int]) -> float:
-    """sqrt(d_out/d_in) / (k_h*k_w) for a PyTorch weight shape (d_out, d_in[, k_h, k_w])."""
+SCALES = ("paper", "rms")  # conv divisor k_h*k_w (the authors') | sqrt(k_h*k_w) (RMS-preserving, fire-paper.md 1.4)
+
+
+def fire_scale(shape: Sequence[int], rule: str = "paper") -> float:
+    """sqrt(d_out/d_in) / (k_h*k_w) for a PyTorch weight shape (d_out, d_in[, k_h, k_w]); rule "rms" divides a conv by
+    sqrt(k_h*k_w) instead, which keeps the per-unit RMS of the signal (linear layers: the same in both)."""
     if len(shape) == 2:
         d_out, d_in = shape
         kernel = 1
@@ -38,8 +42,10 @@ def fire_scale(shape: Sequence[int]) -> float:
         kernel = k_h * k_w
     else:
         raise ValueError(f"FIRE handles Linear (2-D) or Conv2d (4-D) weights, got shape {tuple(shape)}")
+    if rule not in SCALES:
+        raise ValueError(f"FIRE scale={rule!r} is not one of {list(SCALES)}")
     # The authors divide by k_h*k_w (not its square root); reproduced as written (fire-paper.md 1.4, 8.2).
-    return math.sqrt(d_out / d_in) / kernel
+    return math.sqrt(d_out / d_in) / (kernel if rule == "paper" else math.sqrt(kernel))
 
 
 def _slices(weight: Tensor) -> Tensor:
@@ -58,19 +64,20 @@ def polar_factor(W: Tensor) -> Tensor:
     return (U @ Vh).to(W.dtype)
 
 
-def fire_project(weight: Tensor, iters: int = 10, method: str = "newton_schulz") -> Tensor:
+def fire_project(weight: Tensor, iters: int = 10, method: str = "newton_schulz", scale: str = "paper") -> Tensor:
     """FIRE's projection: orthogonalise per matrix (per kernel position for convs, one batched call), then scale.
 
     method "newton_schulz" is the paper's `iters` cubic iterations; "exact" is the SVD polar factor, same scale.
+    scale "paper" is the authors' rule; "rms" the RMS-preserving conv rule (a separately named variant).
     """
     if method not in METHODS:
         raise ValueError(f"FIRE method={method!r} is not one of {list(METHODS)}")
-    scale = fire_scale(weight.shape)
+    factor = fire_scale(weight.shape, scale)
     ortho = newton_schulz(_slices(weight), iters=iters) if method == "newton_schulz" else polar_factor(_slices(weight))
     if weight.dim() == 4:
         c_out, c_in, k_h, k_w = weight.shape
         ortho = ortho.reshape(k_h, k_w, c_out, c_in).permute(2, 3, 0, 1)
-    return ortho * scale
+    return ortho * factor
 
 
 def deviation_from_isometry(weight: Tensor) -> float:
@@ -86,6 +93,15 @@ def deviation_from_isometry(weight: Tensor) -> float:
     return float(((G - eye) ** 2).sum())
 
 
-def isometry_sv_min(weight: Tensor) -> float:
+def raw_deviation_from_isometry(weight: Tensor) -> float:
+    """The paper's DfI(W) = ||W^T W - I||_F^2 on the weight itself (no scale divided out), W in the paper's
+    (input x neurons) orientation, i.e. ||W W^T - I||_F^2 for a PyTorch (out, in) weight; for a conv, summed over
+    its kernel positions. Zero only for orthonormal rows (a FIRE projection whose scale is 1)."""
+    X = _slices(weight.detach().double())
+    eye = torch.eye(X.shape[-2], dtype=X.dtype, device=X.device)
+    return float(((X @ X.mT - eye) ** 2).sum())
+
+
+def isometry_sv_min(weight: Tensor, rule: str = "paper") -> float:
     """Smallest singular value of weight / fire_scale over all kernel positions: 1.0 for an exact FIRE projection."""
-    return float(torch.linalg.svdvals(_slices(weight.detach().double()) / fire_scale(weight.shape)).min())
+    return float(torch.linalg.svdvals(_slices(weight.detach().double()) / fire_scale(weight.shape, rule)).min())

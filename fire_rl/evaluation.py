@@ -1,0 +1,67 @@
+"""Evaluation protocols: what an `eval` row measures on every task of the sequence (raw returns, so forgetting shows).
+
+- `episodes` (default): `eval_episodes` episodes per task in one env, seeds seed+100000+i, each cut after
+  `eval_max_episode_steps` agent steps (the score so far counts). Cheap enough for CPU runs.
+- `vector_steps` (the FIRE authors' DQN evaluation, fire-paper.md section 3): a fresh vector env of `eval_num_envs`
+  envs with the training wrappers (sticky actions on, the training episode cap), seeded 46782132 + i, run for
+  `eval_steps` agent steps in total; the row holds the mean return of the episodes that ended within the budget
+  (None when none did) and how many those were.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from omegaconf import DictConfig
+
+from envs.sequence import Task
+from fire_rl.config import check_choice, check_positive
+from fire_rl.episodes import EpisodeTracker
+
+PROTOCOLS = ("episodes", "vector_steps")
+AUTHORS_EVAL_SEED = 46782132  # the FIRE authors' evaluation seed (env i gets this + i), whatever the run seed
+
+
+def check_options(cfg: DictConfig) -> None:
+    """The evaluation settings, before anything is built."""
+    check_choice("eval_protocol", cfg.eval_protocol, PROTOCOLS)
+    for key in ("eval_every", "eval_episodes", "eval_max_episode_steps", "eval_steps", "eval_num_envs"):
+        check_positive(key, cfg[key])
+
+
+def evaluate_task(run, task: Task, step: int) -> dict[str, float | int | None]:
+    """The `eval/<task>/...` values of one task under the configured protocol."""
+    if run.cfg.eval_protocol == "vector_steps":
+        returns = vector_step_returns(run, task, step)
+        mean = float(np.mean(returns)) if returns else None
+        return {f"eval/{task.name}/return": mean, f"eval/{task.name}/episodes": len(returns)}
+    return {f"eval/{task.name}/return": float(np.mean(episode_returns(run, task, step)))}
+
+
+def episode_returns(run, task: Task, step: int) -> list[float]:
+    """`eval_episodes` near-greedy episodes in one env, each cut after `eval_max_episode_steps` agent steps."""
+    cfg, returns = run.cfg, []
+    env = run.suite.make_eval_env(task, cfg.eval_max_episode_steps)  # the task's own dynamics
+    for episode in range(cfg.eval_episodes):
+        obs, _ = env.reset(seed=cfg.seed + 100_000 + episode)
+        done, total = False, 0.0
+        while not done:
+            action = run.agent.act(obs[None], step, explore=False)[0]
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def vector_step_returns(run, task: Task, step: int) -> list[float]:
+    """Returns of the episodes that end within `eval_steps` agent steps of a fresh training-wrapped vector env."""
+    cfg, returns = run.cfg, []
+    envs = run.suite.make_vector_env(task, cfg.eval_num_envs)
+    obs, _ = envs.reset(seed=AUTHORS_EVAL_SEED)
+    tracker, taken = EpisodeTracker(cfg.eval_num_envs), 0
+    while taken < cfg.eval_steps:
+        obs, rewards, terminated, truncated, _ = envs.step(run.agent.act(obs, step, explore=False))
+        returns += [episodic for episodic, _ in tracker.step(rewards, terminated | truncated)]
+        taken += cfg.eval_num_envs
+    envs.close()
+    return returns
