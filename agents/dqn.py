@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.compiled import compile_mode, maybe_compile
 from agents.networks import ARCHITECTURES, QNetwork
 from agents.protocol import Regularizer, ResetDefaults
 from envs.suite import Spaces
@@ -101,6 +102,7 @@ class DQNAgent:
         learning_starts: int = 20_000,
         eval_epsilon: float = 0.001,
         reward_clip: bool = True,
+        compile: str = "auto",
         **loop_settings: Any,  # num_envs, buffer_size, ... are read by the training loop, not the learner
     ):
         check_loop_keys("dqn", loop_settings)
@@ -138,6 +140,8 @@ class DQNAgent:
         self.last_target_sync = 0
         self.regularizer: Regularizer | None = None
         self._update_features: dict[str, torch.Tensor] = {}
+        self.compile = compile_mode(compile, self.device)
+        self.losses = maybe_compile(self.losses, self.compile)
 
     @property
     def loss_keys(self) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.compiled import compile_mode, maybe_compile
 from agents.protocol import Regularizer, ResetDefaults
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
 from envs.suite import Spaces
@@ -138,6 +139,7 @@ class SACAgent:
         log_std_max: float = 2.0,
         batch_size: int = 256,
         learning_starts: int = 5_000,
+        compile: str = "auto",
         **loop_settings: Any,  # num_envs, buffer_size, updates_per_env_step are read by the training loop
     ):
         check_loop_keys("sac", loop_settings)
@@ -176,6 +178,9 @@ class SACAgent:
         self._build_optimizers()
         self.regularizer: Regularizer | None = None
         self._update_features: dict[str, dict[str, torch.Tensor]] = {}
+        self.compile = compile_mode(compile, self.device)
+        self._actor_loss = maybe_compile(self._actor_loss, self.compile)
+        self._critic_loss = maybe_compile(self._critic_loss, self.compile)
 
     def _build_optimizers(self) -> None:
         """Fresh AdamW states; weight decay on actor and critic only (the temperature has none)."""

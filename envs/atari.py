@@ -13,6 +13,7 @@ import numpy as np
 from ale_py.vector_env import AtariVectorEnv
 
 from envs.sequence import Task
+from envs.snapshot import Resumable
 from envs.suite import EnvSuite, Spaces, with_episode_cap
 from fire_rl.config import ConfigError, check_choice, check_positive
 from fire_rl.replay import FrameReplay
@@ -20,7 +21,7 @@ from fire_rl.replay import FrameReplay
 gym.register_envs(ale_py)
 
 STICKY_LEVELS = ("agent_step", "frame")
-BACKENDS = ("auto", "gymnasium", "ale_vector")
+BACKENDS = ("auto", "gymnasium", "async", "ale_vector")  # async: gymnasium's AsyncVectorEnv, one process per env
 # gymnasium: AtariPreprocessing (ALE's grayscale, max over the last two frames, resize).
 # authors: the FIRE authors' CleanRL wrappers: max over the last two RGB frames, resize (INTER_AREA), grayscale.
 PREPROCESSING = ("gymnasium", "authors")
@@ -39,7 +40,7 @@ class AtariSettings:
     max_episode_steps: int = 27_000  # agent steps per episode before truncation
     noop_max: int = 0
     terminal_on_life_loss: bool = False
-    backend: str = "auto"  # auto | gymnasium | ale_vector (ale-py's C++ vector env)
+    backend: str = "auto"  # auto | gymnasium (one process) | async (a process per env) | ale_vector (C++ threads)
     preprocessing: str = "gymnasium"  # gymnasium | authors (the FIRE authors' order: RGB max, resize, grayscale)
 
     def __post_init__(self) -> None:
@@ -156,6 +157,8 @@ def make_vector_env(task: Task, settings: AtariSettings, num_envs: int) -> gym.v
             reward_clipping=False,
             use_fire_reset=False,
         )
+    if settings.backend == "async":  # exact snapshots through the Resumable wrapper, inside the workers
+        return gym.vector.AsyncVectorEnv([lambda: Resumable(make_env(task, settings)) for _ in range(num_envs)])
     return gym.vector.SyncVectorEnv([lambda: make_env(task, settings) for _ in range(num_envs)])
 
 
@@ -227,11 +230,15 @@ class AtariSuite(EnvSuite):
             env.close()
         return {"ale_py_version": ale_py.__version__, "settings": asdict(self.settings), "tasks": tasks}
 
-    def make_replay(self, spaces: Spaces, capacity: int, num_envs: int, seed: int) -> FrameReplay:
-        """Each 84x84 frame stored once; stacks rebuilt by index."""
-        return FrameReplay(
-            capacity, num_envs, stack=self.settings.frame_stack, frame_shape=spaces.obs_shape[1:], seed=seed
-        )
+    def make_replay(
+        self, spaces: Spaces, capacity: int, num_envs: int, seed: int, device: str | None = None
+    ) -> FrameReplay:
+        """Each 84x84 frame stored once (on `device` when given); stacks rebuilt by index."""
+        frame_shape, stack = spaces.obs_shape[1:], self.settings.frame_stack
+        return FrameReplay(capacity, num_envs, stack=stack, frame_shape=frame_shape, seed=seed, device=device)
+
+    def replay_bytes(self, spaces: Spaces, capacity: int) -> int:
+        return capacity * int(np.prod(spaces.obs_shape[1:]))
 
 
 def _check_in(task: Task, key: str, value: Any, valid: list[int]) -> None:

@@ -169,7 +169,9 @@ class MinatarSuite(EnvSuite):
             )
         return {"minatar_version": metadata.version("minatar"), "settings": asdict(self.settings), "tasks": tasks}
 
-    def make_replay(self, spaces: Spaces, capacity: int, num_envs: int, seed: int) -> TransitionReplay:
+    def make_replay(
+        self, spaces: Spaces, capacity: int, num_envs: int, seed: int, device: str | None = None
+    ) -> TransitionReplay:
         """Each (10, 10, 10) uint8 observation stored once (1 kB); next obs from the following slot."""
         return TransitionReplay(
             capacity, num_envs, spaces.obs_shape, (), seed=seed, action_dtype=np.int64, obs_dtype=np.uint8

@@ -258,7 +258,9 @@ class MujocoSuite(EnvSuite):
         versions = {"gymnasium_version": gym.__version__, "mujoco_version": mujoco.__version__}
         return {**versions, "settings": asdict(self.settings), "draws": dict(self.draws or {}), "tasks": tasks}
 
-    def make_replay(self, spaces: Spaces, capacity: int, num_envs: int, seed: int) -> TransitionReplay:
+    def make_replay(
+        self, spaces: Spaces, capacity: int, num_envs: int, seed: int, device: str | None = None
+    ) -> TransitionReplay:
         return TransitionReplay(capacity, num_envs, spaces.obs_shape, spaces.action_shape, seed=seed)
 
 

@@ -92,18 +92,58 @@ def restore_env(env: gym.Env, snapshot: list[dict[str, Any]]) -> None:
             mujoco.mj_forward(layer.model, layer.data)
 
 
+class Resumable(gym.Wrapper):
+    """The outermost wrapper of every sub-env of an AsyncVectorEnv (gymnasium's worker processes).
+
+    Its worker keeps the next-step-autoreset flag to itself, so this wrapper mirrors it (`ended`: the last step ended
+    an episode). A restored env whose episode had ended resets on its next step(), returning (reset obs, 0, False,
+    False, info) exactly as the worker would have. `fire_rl_snapshot` / `fire_rl_restore` run inside the worker.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.ended, self.pending_reset, self.fire_rl_state = False, False, None
+
+    def reset(self, **kwargs):
+        self.ended, self.pending_reset = False, False
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        if self.pending_reset:
+            obs, info = self.reset()
+            return obs, 0.0, False, False, info
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.ended = bool(terminated or truncated)
+        return obs, reward, terminated, truncated, info
+
+    def fire_rl_snapshot(self) -> dict[str, Any]:
+        return {"env": snapshot_env(self.env), "ended": self.ended}
+
+    def fire_rl_restore(self) -> None:
+        """Restore the state put into `fire_rl_state` (set per env with set_attr, then called on all)."""
+        restore_env(self.env, self.fire_rl_state["env"])
+        self.ended, self.pending_reset, self.fire_rl_state = False, self.fire_rl_state["ended"], None
+
+
 def snapshot_vector_env(envs: gym.vector.VectorEnv) -> dict[str, Any]:
-    """A SyncVectorEnv's own buffers and autoreset flags, and every sub-env's snapshot."""
+    """A SyncVectorEnv's own buffers and autoreset flags and every sub-env's snapshot; for an AsyncVectorEnv of
+    `Resumable` envs, every sub-env's snapshot taken in its worker."""
+    if isinstance(envs, gym.vector.AsyncVectorEnv):
+        return {"async": list(envs.call("fire_rl_snapshot"))}
     if not isinstance(envs, gym.vector.SyncVectorEnv):
         raise NotImplementedError(
             f"{type(envs).__name__} cannot be snapshotted exactly (its state lives in C++ threads); "
-            "use env.settings.backend=gymnasium for runs that must resume exactly"
+            "use env.settings.backend=gymnasium or async for runs that must resume exactly"
         )
     return {"vector": _own_state(envs), "envs": [snapshot_env(env) for env in envs.envs]}
 
 
-def restore_vector_env(envs: gym.vector.SyncVectorEnv, snapshot: dict[str, Any]) -> None:
+def restore_vector_env(envs: gym.vector.VectorEnv, snapshot: dict[str, Any]) -> None:
     """Inverse of snapshot_vector_env on a freshly made vector env of the same task."""
+    if "async" in snapshot:
+        envs.set_attr("fire_rl_state", snapshot["async"])
+        envs.call("fire_rl_restore")
+        return
     if len(envs.envs) != len(snapshot["envs"]):
         raise ValueError(f"{len(envs.envs)} envs now, {len(snapshot['envs'])} in the snapshot")
     vars(envs).update(copy.deepcopy(snapshot["vector"]))

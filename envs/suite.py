@@ -103,8 +103,13 @@ class EnvSuite:
         """Every setting in force, per task, with library versions."""
         raise NotImplementedError
 
-    def make_replay(self, spaces: Spaces, capacity: int, num_envs: int, seed: int):
+    def make_replay(self, spaces: Spaces, capacity: int, num_envs: int, seed: int, device: str | None = None):
+        """The family's replay buffer; `device` (a torch device) only where the family's replay can live there."""
         raise NotImplementedError
+
+    def replay_bytes(self, spaces: Spaces, capacity: int) -> int | None:
+        """Bytes a device-resident replay would take, or None when the family's replay stays on the host."""
+        return None
 
 
 def suite_class(kind: str) -> type[EnvSuite]:

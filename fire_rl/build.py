@@ -62,9 +62,11 @@ def build_run(cfg: DictConfig, run_dir: Path) -> Run:
     spaces = suite.spaces()
     device = resolve_device(cfg.device)
     agent = make_agent(cfg.agent, spaces, device, cfg.seed)
-    replay = suite.make_replay(spaces, cfg.agent.buffer_size, cfg.agent.num_envs, cfg.seed)
+    replay_device = resolve_replay_device(cfg.agent.get("replay_device", "host"), suite, spaces, cfg, device)
+    replay = suite.make_replay(spaces, cfg.agent.buffer_size, cfg.agent.num_envs, cfg.seed, device=replay_device)
     reset = build_reset(cfg)
-    resolved = {"device": device, "spaces": dataclasses.asdict(spaces), "reset": resolve_reset(cfg, reset, agent)}
+    resolved = {"device": device, "replay_device": replay_device or "host", "spaces": dataclasses.asdict(spaces)}
+    resolved["reset"] = resolve_reset(cfg, reset, agent)
     resolved["regularizer"] = attach_regularizer(cfg, agent)
     probe_rng = np.random.default_rng(cfg.seed + 1)
     return Run(cfg, run_dir, suite, spaces, agent, reset, replay, resolved, probe_rng)
@@ -122,6 +124,30 @@ def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda asked for, but torch sees no CUDA device; use device=auto or cpu")
     return name
+
+
+REPLAY_DEVICES = ("auto", "host", "cpu", "cuda")
+GPU_HEADROOM = 0.8  # auto puts the replay on the GPU only if it takes at most this share of the free memory
+
+
+def resolve_replay_device(choice: str, suite: EnvSuite, spaces: Spaces, cfg: DictConfig, device: str) -> str | None:
+    """None (numpy on the host) or the torch device the replay's frames live on. auto: the GPU when training runs
+    there and the frames fit in its free memory; `cpu` runs the device code path on the CPU (tests)."""
+    check_choice("agent.replay_device", choice, REPLAY_DEVICES)
+    needed = suite.replay_bytes(spaces, cfg.agent.buffer_size)
+    if choice == "auto":
+        if needed is None or device != "cuda" or needed > GPU_HEADROOM * torch.cuda.mem_get_info()[0]:
+            return None
+        return "cuda"
+    if choice == "host":
+        return None
+    if needed is None:
+        raise ConfigError(
+            f"agent.replay_device={choice} needs a frame replay (Atari); {suite.kind} keeps it on the host"
+        )
+    if choice == "cuda" and device != "cuda":
+        raise ConfigError("agent.replay_device=cuda needs the agent on CUDA (device=cuda or auto on a GPU machine)")
+    return choice
 
 
 def make_agent(agent_cfg: DictConfig, spaces: Spaces, device: str, seed: int) -> Agent:

@@ -25,7 +25,7 @@ def check_positive(what: str, value: object, allow_zero: bool = False) -> None:
 
 
 # Agent-config keys the training loop reads; an agent accepts them and ignores them.
-LOOP_KEYS = ("name", "num_envs", "updates_per_env_step", "buffer_size")
+LOOP_KEYS = ("name", "num_envs", "updates_per_env_step", "buffer_size", "replay_device")
 
 
 def check_loop_keys(agent: str, extra: dict) -> None:

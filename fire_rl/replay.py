@@ -4,6 +4,7 @@ TransitionReplay: flat observations (MuJoCo), each stored once, next obs read fr
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 _ARRAYS = ("frames", "actions", "rewards", "terminated", "episode_start", "valid")
 
@@ -73,7 +74,7 @@ class _TimeMajorReplay:
             dst, src = getattr(self, name), np.asarray(d[name])
             if src.shape[1:] != dst.shape[1:] or len(src) > len(dst):
                 raise ValueError(f"state_dict[{name!r}] has shape {src.shape}, this buffer has {dst.shape}")
-            dst[: len(src)] = src
+            dst[: len(src)] = torch.as_tensor(src).to(dst.device) if torch.is_tensor(dst) else src
             dst[len(src) :] = 0
         self.pos, self.full = int(d["pos"]), bool(d["full"])
         self.rng.bit_generator.state = d["rng"]
@@ -91,7 +92,13 @@ class FrameReplay(_TimeMajorReplay):
     _arrays = _ARRAYS
 
     def __init__(
-        self, capacity: int, num_envs: int, stack: int = 4, frame_shape: tuple[int, ...] = (84, 84), seed: int = 0
+        self,
+        capacity: int,
+        num_envs: int,
+        stack: int = 4,
+        frame_shape: tuple[int, ...] = (84, 84),
+        seed: int = 0,
+        device: str | None = None,
     ):
         self.num_envs, self.stack, self.frame_shape = num_envs, stack, tuple(frame_shape)
         self.T = capacity // num_envs  # slots per env; capacity counts transitions over all envs
@@ -100,7 +107,13 @@ class FrameReplay(_TimeMajorReplay):
                 f"capacity={capacity} gives {self.T} slots per env for num_envs={num_envs}; need more than {stack}"
             )
         shape = (self.T, num_envs)
-        self.frames = np.zeros(shape + self.frame_shape, dtype=np.uint8)  # np.zeros: pages are mapped lazily
+        # On a torch device the frames live there (one frame per env crosses the bus per step, stacks are gathered
+        # there); the small per-slot arrays and the sampling bookkeeping stay numpy on the host.
+        self.device = None if device is None else torch.device(device)
+        if self.device is None:
+            self.frames = np.zeros(shape + self.frame_shape, dtype=np.uint8)  # np.zeros: pages are mapped lazily
+        else:
+            self.frames = torch.zeros(shape + self.frame_shape, dtype=torch.uint8, device=self.device)
         self.actions = np.zeros(shape, dtype=np.int64)
         self.episode_start = np.zeros(shape, dtype=bool)
         self._init_slots(shape, seed)
@@ -109,7 +122,8 @@ class FrameReplay(_TimeMajorReplay):
         """Only the newest frame of each stack is stored; stacks are rebuilt by index."""
         if obs.shape[:1] + obs.shape[2:] != (self.num_envs, *self.frame_shape):
             raise ValueError(f"obs must be (E, stack, *frame) = ({self.num_envs}, {self.stack}, {self.frame_shape})")
-        self.frames[slot] = obs[:, -1]
+        newest = obs[:, -1]
+        self.frames[slot] = newest if self.device is None else torch.as_tensor(newest).to(self.device)
         self.episode_start[slot] = starts
 
     def _ok(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -152,17 +166,28 @@ class FrameReplay(_TimeMajorReplay):
         starts[:, -1] = True  # never walk back further than stack-1
         stop = starts.argmax(axis=1)  # steps back to the first episode start met
         rows = (t[:, None] - np.minimum(back, stop[:, None])) % self.T
-        return self.frames[rows[:, ::-1], e[:, None]]
+        if self.device is None:
+            return self.frames[rows[:, ::-1], e[:, None]]
+        index = torch.as_tensor(np.ascontiguousarray(rows[:, ::-1])), torch.as_tensor(e[:, None])
+        return self.frames[index[0].to(self.device), index[1].to(self.device)]
 
-    def _batch(self, t: np.ndarray, e: np.ndarray) -> dict[str, np.ndarray]:
-        """Transitions at (t, e) as a dict of arrays."""
-        return {
-            "obs": self._stacks(t, e),
+    def _batch(self, t: np.ndarray, e: np.ndarray) -> dict:
+        """Transitions at (t, e): numpy arrays, or tensors on the replay's device."""
+        small = {
             "actions": self.actions[t, e],
             "rewards": self.rewards[t, e],
             "terminated": self.terminated[t, e].astype(np.float32),
-            "next_obs": self._stacks((t + 1) % self.T, e),
         }
+        if self.device is not None:
+            small = {k: torch.as_tensor(v).to(self.device) for k, v in small.items()}
+        return {"obs": self._stacks(t, e), **small, "next_obs": self._stacks((t + 1) % self.T, e)}
+
+    def state_dict(self) -> dict:
+        """As the base class; device frames come to the host (a checkpoint is written from host memory)."""
+        d = super().state_dict()
+        if self.device is not None:
+            d["frames"] = d["frames"].cpu().numpy()
+        return d
 
     def sample(self, batch_size: int) -> dict[str, np.ndarray]:
         """Sample a batch uniformly over valid transitions."""

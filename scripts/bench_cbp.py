@@ -57,7 +57,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), Nature CNN, batch 32, {args.updates} updates")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), Nature CNN, batch 32, {args.updates} updates"
+    )
     plain = updates_per_second(None, args.updates)
     defaults = updates_per_second(CBP(), args.updates)
     heavy_cbp = CBP(replacement_rate=1e-2, maturity=0)
@@ -65,7 +67,9 @@ def main() -> None:
     replaced = sum(slot["total"] for slot in heavy_cbp.state.values())
     print(f"plain update            {plain:7.2f} updates/s")
     print(f"+ CBP (LoP defaults)    {defaults:7.2f} updates/s, cost ratio {plain / defaults:.3f}x a plain update")
-    print(f"+ CBP (rate 1e-2, all mature; {replaced} units replaced) {heavy:7.2f} updates/s, ratio {plain / heavy:.3f}x")
+    print(
+        f"+ CBP (rate 1e-2, all mature; {replaced} units replaced) {heavy:7.2f} updates/s, ratio {plain / heavy:.3f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -199,3 +199,22 @@ def test_env_snapshots_continue_exactly_through_a_checkpoint_file(game, tmp_path
     restore_vector_env(fresh, load_tree(tmp_path / "envs.pt"))
     for a, b in zip(expected, _rollout(fresh, actions[4:]), strict=True):
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_async_vector_env_snapshot_continues_exactly_across_episode_ends(tmp_path):
+    """The async backend (a process per env) resumes step for step, including an env whose episode just ended."""
+    task = build_sequence([{"env_id": "ALE/Pong-v5", "steps": 10}]).visits[0]
+    settings = AtariSettings(backend="async", max_episode_steps=9)  # episodes end every 9 agent steps
+    envs = make_vector_env(task, settings, num_envs=2)
+    envs.reset(seed=0)
+    actions = [np.array([i % 6, (i * 5) % 6]) for i in range(40)]
+    _rollout(envs, actions[:9])  # both episodes ended at this step: the next step is their autoreset step
+    save_tree(snapshot_vector_env(envs), tmp_path / "envs.pt")
+    expected = _rollout(envs, actions[9:])
+    envs.close()
+    fresh = make_vector_env(task, settings, num_envs=2)
+    restore_vector_env(fresh, load_tree(tmp_path / "envs.pt"))
+    got = _rollout(fresh, actions[9:])
+    fresh.close()
+    for a, b in zip(expected, got, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

@@ -81,3 +81,30 @@ def test_state_dict_round_trip():
     obs = _batch()["obs"]
     assert torch.equal(agent.q(torch.as_tensor(obs)), other.q(torch.as_tensor(obs)))
     assert np.array_equal(agent.act(obs, 0), other.act(obs, 0))
+
+
+@pytest.mark.slow
+def test_compiled_update_equals_eager_on_cpu():
+    """agent.compile=compile (torch.compile of the loss, forward and backward) computes what the eager update does."""
+    from envs.suite import Spaces
+
+    spaces = Spaces.discrete_actions((10, 10, 10), 6)
+    options = dict(network="minatar", learning_starts=0, lr=1e-3, optimizer="adam", target_update_every=3)
+    eager, fast = (
+        DQNAgent(spaces, seed=0, compile="none", **options),
+        DQNAgent(spaces, seed=0, compile="compile", **options),
+    )
+    rng = np.random.default_rng(0)
+    for step in range(6):
+        batch = {
+            "obs": (rng.random((32, 10, 10, 10)) < 0.2).astype(np.uint8),
+            "next_obs": (rng.random((32, 10, 10, 10)) < 0.2).astype(np.uint8),
+            "actions": rng.integers(0, 6, 32),
+            "rewards": rng.integers(0, 2, 32).astype(np.float32),
+            "terminated": (rng.random(32) < 0.1).astype(np.float32),
+        }
+        a, b = eager.update(batch, step), fast.update(batch, step)
+        torch.testing.assert_close(a["losses/td_loss"], b["losses/td_loss"], rtol=1e-4, atol=1e-6)
+    for (name, x), y in zip(eager.q.state_dict().items(), fast.q.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
+    assert fast.compile == "compile" and DQNAgent(spaces, **{**options, "compile": "auto"}).compile == "none"

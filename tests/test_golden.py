@@ -100,3 +100,14 @@ if __name__ == "__main__":
             rows = run(name, Path(tmp))
         (GOLDEN / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         print(f"recorded {len(rows)} rows for {name}", file=sys.stderr)
+
+
+@pytest.mark.slow
+def test_the_device_replay_code_path_gives_the_same_rows(tmp_path):
+    """agent.replay_device=cpu runs the device-resident replay (torch frames, stacks gathered there) on the CPU:
+    the same samples, so the same rows as the numpy replay."""
+    golden = [json.loads(line) for line in (GOLDEN / "dqn_atari3_fire.jsonl").read_text().splitlines()]
+    result = run_train(*RUNS["dqn_atari3_fire"], "agent.replay_device=cpu", f"hydra.run.dir={tmp_path}", env=ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "resolved.json").read_text())["replay_device"] == "cpu"
+    assert differences(golden, stable_rows(tmp_path)) == []

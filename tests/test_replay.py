@@ -4,6 +4,7 @@ from collections import deque
 
 import numpy as np
 import pytest
+import torch
 
 from fire_rl.replay import FrameReplay
 
@@ -92,8 +93,13 @@ def times(stacks: np.ndarray) -> list:
     return [int(x) for x in stacks[:, 1]]
 
 
-def make(num_envs: int = 1, slots: int = 64) -> FrameReplay:
-    return FrameReplay(slots * num_envs, num_envs, STACK, frame_shape=(2,), seed=0)
+def make(num_envs: int = 1, slots: int = 64, device: str | None = None) -> FrameReplay:
+    return FrameReplay(slots * num_envs, num_envs, STACK, frame_shape=(2,), seed=0, device=device)
+
+
+def host(batch: dict) -> dict:
+    """A batch as numpy arrays, whether the replay is numpy or device tensors (`device="cpu"` runs that path)."""
+    return {k: v.cpu().numpy() if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def test_episode_end_stacks_pad_with_reset_frame():
@@ -165,22 +171,23 @@ def test_multiple_envs_interleave_independently():
     assert np.all(batch["obs"][:, :, 0] == batch["obs"][:, :1, 0]) and set(batch["obs"][:, 0, 0]) == {0, 1}
 
 
-def test_state_dict_round_trip_gives_identical_samples():
-    buf, stream = make(num_envs=2, slots=16), Stream(2, {(0, 9): "term", (1, 20): "trunc"})
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_state_dict_round_trip_gives_identical_samples(device):
+    buf, stream = make(num_envs=2, slots=16, device=device), Stream(2, {(0, 9): "term", (1, 20): "trunc"})
     buf.start(stream.reset())
     run(buf, stream, 30)
-    other = make(num_envs=2, slots=16)
+    other = make(num_envs=2, slots=16, device=device)
     other.load_state_dict({k: v.copy() if isinstance(v, np.ndarray) else v for k, v in buf.state_dict().items()})
     assert len(other) == len(buf) and other.nbytes == buf.nbytes
     for _ in range(3):
-        a, b = buf.sample(64), other.sample(64)
+        a, b = host(buf.sample(64)), host(other.sample(64))
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
-    np.testing.assert_array_equal(buf.sample_obs(16), other.sample_obs(16))
+    np.testing.assert_array_equal(host({"o": buf.sample_obs(16)})["o"], host({"o": other.sample_obs(16)})["o"])
     actions = np.array([1, 2])
     for r in (buf, other):  # both keep going identically after the restore
         r.add(actions, np.ones(2), np.zeros(2, bool), np.zeros(2, bool), np.zeros((2, STACK, 2), np.uint8))
-    np.testing.assert_array_equal(buf.sample(64)["next_obs"], other.sample(64)["next_obs"])
+    np.testing.assert_array_equal(host(buf.sample(64))["next_obs"], host(other.sample(64))["next_obs"])
 
 
 def test_sample_before_any_transition_raises():
@@ -190,7 +197,8 @@ def test_sample_before_any_transition_raises():
         buf.sample(4)
 
 
-def test_rebuilt_stacks_match_real_ale_vector_env():
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_rebuilt_stacks_match_real_ale_vector_env(device):
     gym = pytest.importorskip("gymnasium")
     ale_py = pytest.importorskip("ale_py")
     gym.register_envs(ale_py)
@@ -205,7 +213,7 @@ def test_rebuilt_stacks_match_real_ale_vector_env():
         return thunk
 
     envs = gym.vector.SyncVectorEnv([make_env(50), make_env(70)])  # raw frames: ~13 and ~18 agent steps per episode
-    buf = FrameReplay(2 * 150, 2, STACK, seed=1)  # 200 steps wrap the 150 slots per env
+    buf = FrameReplay(2 * 150, 2, STACK, seed=1, device=device)  # 200 steps wrap the 150 slots per env
     obs, _ = envs.reset(seed=0)
     buf.start(obs)
     records, done, k, rng = {}, np.zeros(2, bool), 0, np.random.default_rng(0)
@@ -218,7 +226,7 @@ def test_rebuilt_stacks_match_real_ale_vector_env():
         obs, done, k = next_obs, term | trunc, k + 1
     envs.close()
     t, e = buf._valid_indices()
-    batch, ks = buf._batch(t, e), k - (buf.pos - t) % buf.T
+    batch, ks = host(buf._batch(t, e)), k - (buf.pos - t) % buf.T
     expected = [key for key in records if key[0] >= k + 1 - buf.T + STACK - 1]
     assert sorted(zip(ks.tolist(), e.tolist(), strict=True)) == sorted(expected) and len(buf) == len(expected)
     assert (batch["obs"][:, 0] != batch["obs"][:, -1]).any()  # real motion inside stacks, not just padding

@@ -70,7 +70,8 @@ class ReDo(ResetStrategy):
         """Dormant masks from the probed activations on `num_batches` replay batches, and fresh weights to draw on."""
         if sample_batch is None:
             raise ValueError("ReDo needs replay batches: call apply(agent, step, sample_batch=...)")
-        obs = np.concatenate([sample_batch()["obs"] for _ in range(self.num_batches)])
+        batches = [sample_batch()["obs"] for _ in range(self.num_batches)]  # numpy, or tensors of a device replay
+        obs = torch.cat(batches) if torch.is_tensor(batches[0]) else np.concatenate(batches)
         probes, fresh = agent.probe(obs), agent.fresh_params(step)
         self._optimizers = {name: opt for name, (_, opt) in agent.networks().items()}
         self._rows, self._columns, total = {}, {}, 0
