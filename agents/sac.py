@@ -87,15 +87,33 @@ class Critic(nn.Module):
         super().__init__()
         self.q1 = QHead(network, obs_dim + action_dim, hidden, blocks)
         self.q2 = QHead(network, obs_dim + action_dim, hidden, blocks)
+        # Set by plasticity injection: the frozen trained heads, and frozen copies of the new heads.
+        self.old: nn.ModuleDict | None = None
+        self.ref: nn.ModuleDict | None = None
+
+    @property
+    def injected(self) -> bool:
+        return self.old is not None
+
+    def add_injection_heads(self) -> None:
+        """Frozen copies of both Q-heads as the old and the reference heads (values set by the caller)."""
+        copies = [nn.ModuleDict({q: copy.deepcopy(getattr(self, q)) for q in ("q1", "q2")}) for _ in range(2)]
+        for heads in copies:
+            heads.requires_grad_(False)
+        self.old, self.ref = copies
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([obs, action], dim=-1)
-        return self.q1(x)[0], self.q2(x)[0]
+        q1, q2, _ = self.with_features(obs, action)
+        return q1, q2
 
     def with_features(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """(q1, q2, features of both heads keyed q1.<layer> / q2.<layer>)."""
+        """(q1, q2, features of both trainable heads keyed q1.<layer> / q2.<layer>). Injected: each head is
+        old(x) + (new(x) - ref(x)); new and ref are bit-identical at injection, so the output is unchanged."""
         x = torch.cat([obs, action], dim=-1)
         (q1, f1), (q2, f2) = self.q1(x), self.q2(x)
+        if self.old is not None:
+            q1 = self.old["q1"](x)[0] + (q1 - self.ref["q1"](x)[0])
+            q2 = self.old["q2"](x)[0] + (q2 - self.ref["q2"](x)[0])
         return q1, q2, {**{f"q1.{k}": v for k, v in f1.items()}, **{f"q2.{k}": v for k, v in f2.items()}}
 
     def features(self, obs: torch.Tensor, action: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -104,13 +122,14 @@ class Critic(nn.Module):
 
 
 def linear_weights(net: nn.Module) -> dict[str, torch.Tensor]:
-    """Every Linear weight by module name (for the weight-norm metrics)."""
-    return {name: m.weight for name, m in net.named_modules() if isinstance(m, nn.Linear)}
+    """Every trainable Linear weight by module name (for the weight-norm metrics; injected frozen heads left out)."""
+    return {n: m.weight for n, m in net.named_modules() if isinstance(m, nn.Linear) and m.weight.requires_grad}
 
 
 class SACAgent:
     """SAC behind the agent contract (agents/protocol.py); `after_reset()` applies the paper's SAC reset semantics
-    (fire-paper.md 1.6)."""
+    (fire-paper.md 1.6). Capabilities: GradientLosses, FreshInit, UnitGraph (MLP preset), UpdateFeatures,
+    Regularizable, PlasticityInjectable (critic only)."""
 
     # The paper's SAC resets treat every dense layer alike; after_reset rebuilds every optimizer anyway.
     reset_defaults = ResetDefaults(head_to_theta0=False, optimizer="clear_all")
@@ -183,11 +202,12 @@ class SACAgent:
         self._critic_loss = maybe_compile(self._critic_loss, self.compile)
 
     def _build_optimizers(self) -> None:
-        """Fresh AdamW states; weight decay on actor and critic only (the temperature has none)."""
+        """Fresh AdamW states over the trainable parameters; weight decay on actor and critic (not the temperature)."""
         actor_lr, critic_lr, temperature_lr = self.lrs
         wd = self.weight_decay
+        critic = [p for p in self.critic.parameters() if p.requires_grad]  # injected frozen heads left out
         self.actor_opt = torch.optim.AdamW(self.actor.parameters(), lr=actor_lr, weight_decay=wd)
-        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=critic_lr, weight_decay=wd)
+        self.critic_opt = torch.optim.AdamW(critic, lr=critic_lr, weight_decay=wd)
         self.temperature_opt = torch.optim.AdamW([self.log_alpha], lr=temperature_lr, weight_decay=0.0)
 
     def _new_networks(self) -> tuple[Actor, Critic]:
@@ -290,7 +310,8 @@ class SACAgent:
     def _step_with_penalty(self, optimizer, loss: torch.Tensor, net: nn.Module, name: str) -> torch.Tensor | None:
         """Step one network on its loss plus the regulariser's penalty on it; returns the penalty (None without)."""
         penalty = self.regularizer.penalty(net, self.theta0[name]) if self.regularizer is not None else None
-        _step(optimizer, loss if penalty is None else loss + penalty, list(net.parameters()))
+        trainable = [p for p in net.parameters() if p.requires_grad]  # injected frozen heads left out
+        _step(optimizer, loss if penalty is None else loss + penalty, trainable)
         return penalty
 
     @property
@@ -303,6 +324,26 @@ class SACAgent:
 
     def initial_params(self) -> dict[str, dict[str, torch.Tensor]]:
         return self.theta0
+
+    @property
+    def injected(self) -> bool:
+        """Whether plasticity injection has happened (at most once)."""
+        return self.critic.injected
+
+    def inject_plasticity(self) -> None:
+        """Plasticity injection (Nikishin et al. 2023) on both Q-networks as wholes (fire_rl's choice: the authors'
+        code has none): each Q = Q_old + Q_new - Q_ref, Q_old the trained head frozen, Q_new (trainable) and Q_ref
+        (frozen) at theta0; the actor is not injected. Then the paper's SAC reset semantics: target critic <- the
+        injected critic, alpha <- its initial value, fresh AdamW over the trainable parameters."""
+        self.critic.add_injection_heads()  # old and ref start as copies of the trained heads
+        with torch.no_grad():
+            self.critic.ref.load_state_dict(self.theta0["critic"])
+            for q in ("q1", "q2"):
+                getattr(self.critic, q).load_state_dict(
+                    {k[3:]: v for k, v in self.theta0["critic"].items() if k.startswith(f"{q}.")}
+                )
+        self.target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.after_reset()
 
     def after_reset(self) -> None:
         """The paper's SAC semantics after any weight transform: target <- critic, alpha <- initial, fresh AdamW."""
@@ -354,9 +395,15 @@ class SACAgent:
             "theta0": self.theta0,
             "optimizers": [opt.state_dict() for opt in (self.actor_opt, self.critic_opt, self.temperature_opt)],
             "rng": self.rng.bit_generator.state,
+            "injected": self.injected,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("injected", False) and not self.injected:
+            # Rebuild the injected structure first; the values come from the checkpoint.
+            for critic in (self.critic, self.target):
+                critic.add_injection_heads()
+            self._build_optimizers()
         for name in ("actor", "critic", "target", "obs_norm"):
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():

@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import ale_py
-import cv2
 import gymnasium as gym
 import numpy as np
 from ale_py.vector_env import AtariVectorEnv
 
+from envs.atari_wrappers import AuthorsPreprocessing, EpisodicLife, FireReset, NoopReset, has_fire
 from envs.sequence import Task
 from envs.snapshot import Resumable
 from envs.suite import EnvSuite, Spaces, with_episode_cap
@@ -38,20 +38,23 @@ class AtariSettings:
     sticky_actions_per: str = "agent_step"  # the paper's code decides once per agent step; "frame" = ALE/Machado
     full_action_space: bool = True  # 18 actions for every game: one Q-head serves the whole sequence
     max_episode_steps: int = 27_000  # agent steps per episode before truncation
-    noop_max: int = 0
-    terminal_on_life_loss: bool = False
+    noop_max: int = 0  # random no-op frames at reset (CleanRL: 30)
+    terminal_on_life_loss: bool = False  # gymnasium's: a lost life ends the game
+    episodic_life: bool = False  # CleanRL's: a lost life ends the learning episode; the game goes on
+    fire_reset: bool = False  # CleanRL's: press FIRE after every reset in games that have it
     backend: str = "auto"  # auto | gymnasium (one process) | async (a process per env) | ale_vector (C++ threads)
     preprocessing: str = "gymnasium"  # gymnasium | authors (the FIRE authors' order: RGB max, resize, grayscale)
 
     def __post_init__(self) -> None:
         check_choice("env.sticky_actions_per", self.sticky_actions_per, STICKY_LEVELS)
         check_choice("env.preprocessing", self.preprocessing, PREPROCESSING)
-        extras = self.noop_max or self.terminal_on_life_loss or self.backend == "ale_vector"
-        if self.preprocessing == "authors" and extras:
+        if self.preprocessing == "authors" and (self.terminal_on_life_loss or self.backend == "ale_vector"):
             raise ConfigError(
-                "env.preprocessing=authors reproduces the FIRE authors' wrappers: no noop_max, no "
-                "terminal_on_life_loss, and the gymnasium backend"
+                "env.preprocessing=authors is CleanRL's wrapper order: use episodic_life (not terminal_on_life_loss) "
+                "and the gymnasium or async backend"
             )
+        if self.episodic_life and self.terminal_on_life_loss:
+            raise ConfigError("env.episodic_life and env.terminal_on_life_loss exclude each other; choose one")
         check_choice("env.backend", self.backend, BACKENDS)
         for name in ("frame_skip", "screen_size", "frame_stack", "max_episode_steps"):
             check_positive(f"env.{name}", getattr(self, name))
@@ -71,38 +74,6 @@ def uses_ale_vector(task: Task, settings: AtariSettings) -> bool:
     return not task.kwargs and settings.sticky_actions_per == "frame" and settings.preprocessing == "gymnasium"
 
 
-class AuthorsPreprocessing(gym.Wrapper):
-    """The FIRE authors' (CleanRL's) preprocessing on an RGB, frameskip-1 ALE env: repeat the action `frame_skip`
-    frames summing rewards, take the max of the last two RGB frames (SB3's MaxAndSkipEnv, whose two-frame buffer
-    keeps older frames when an episode ends early), resize to `size` x `size` (cv2 INTER_AREA), then grayscale
-    (cv2 RGB2GRAY). The reset observation is resized and grayscaled without a max."""
-
-    def __init__(self, env: gym.Env, frame_skip: int, size: int):
-        super().__init__(env)
-        self.frame_skip, self.size = frame_skip, size
-        self.frames = np.zeros((2, *env.observation_space.shape), dtype=np.uint8)
-        self.observation_space = gym.spaces.Box(0, 255, (size, size), dtype=np.uint8)
-
-    def _warp(self, rgb: np.ndarray) -> np.ndarray:
-        resized = cv2.resize(rgb, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)
-
-    def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        return self._warp(obs), info
-
-    def step(self, action):
-        total, terminated, truncated, info = 0.0, False, False, {}
-        for i in range(self.frame_skip):
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            if i >= self.frame_skip - 2:
-                self.frames[i - (self.frame_skip - 2)] = obs
-            total += float(reward)
-            if terminated or truncated:
-                break
-        return self._warp(self.frames.max(axis=0)), total, terminated, truncated, info
-
-
 def _base_env(task: Task, settings: AtariSettings) -> gym.Env:
     per_frame = settings.sticky_actions_per == "frame"
     return gym.make(
@@ -118,7 +89,9 @@ def _base_env(task: Task, settings: AtariSettings) -> gym.Env:
 def _preprocessed(task: Task, settings: AtariSettings) -> gym.Env:
     """Frame skip with a max over the last two frames, grayscale, resize: in gymnasium's or the authors' order."""
     if settings.preprocessing == "authors":
-        return AuthorsPreprocessing(_base_env(task, settings), settings.frame_skip, settings.screen_size)
+        base = _base_env(task, settings)
+        base = NoopReset(base, settings.noop_max) if settings.noop_max else base
+        return AuthorsPreprocessing(base, settings.frame_skip, settings.screen_size)
     return gym.wrappers.AtariPreprocessing(
         _base_env(task, settings),
         noop_max=settings.noop_max,
@@ -131,9 +104,14 @@ def _preprocessed(task: Task, settings: AtariSettings) -> gym.Env:
 def make_env(task: Task, settings: AtariSettings) -> gym.Env:
     """One preprocessed env: skip+max, 84x84 gray, sticky actions, time limit, frame stack; raw rewards."""
     env = _preprocessed(task, settings)
+    if settings.episodic_life:  # the time limit counts a whole game, so it sits inside the episodic-life wrapper
+        env = EpisodicLife(gym.wrappers.TimeLimit(env, max_episode_steps=settings.max_episode_steps))
+    if settings.fire_reset and has_fire(env):
+        env = FireReset(env)
     if settings.sticky_actions_per == "agent_step" and settings.sticky_action_prob > 0:
         env = gym.wrappers.StickyAction(env, repeat_action_probability=settings.sticky_action_prob)
-    env = gym.wrappers.TimeLimit(env, max_episode_steps=settings.max_episode_steps)
+    if not settings.episodic_life:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=settings.max_episode_steps)
     return gym.wrappers.FrameStackObservation(env, settings.frame_stack)
 
 

@@ -30,7 +30,7 @@ PAPER_LABEL = "read from FIRE paper Fig. 4 (approx.)"
 
 # Final returns read off the FIRE paper's Fig. 4 (shared/reference/fire-paper.md, sections 3 and 4 tables):
 # DQN at 2.5M agent steps (one intervention at 1.25M), SAC at 1.0M env steps (one intervention at 500K).
-# Keys: our method names (reset.name); "Plasticity Injection" has no fire_rl method.
+# Keys: our method names (reset.name); SAC plasticity injection is fire_rl's own form (the authors have no code).
 PAPER_FINAL = {
     "Asterix": {"fire": 2250, "full": 1850, "shrink_perturb": 1830, "plasticity_injection": 830, "none": 1270},
     "BeamRider": {"fire": 3400, "full": 3350, "shrink_perturb": 2900, "plasticity_injection": 3050, "none": 2200},

@@ -46,8 +46,10 @@ def episode_returns(run, task: Task, step: int) -> list[float]:
         done, total = False, 0.0
         while not done:
             action = run.agent.act(obs[None], step, explore=False)[0]
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total, done = total + float(reward), terminated or truncated
+            obs, reward, terminated, truncated, info = env.step(action)
+            total, done = total + float(reward), truncated or (terminated and info.get("game_over", True))
+            if terminated and not done:  # episodic life: a lost life, the game goes on
+                obs, _ = env.reset()
         returns.append(total)
     env.close()
     return returns
@@ -60,8 +62,8 @@ def vector_step_returns(run, task: Task, step: int) -> list[float]:
     obs, _ = envs.reset(seed=AUTHORS_EVAL_SEED)
     tracker, taken = EpisodeTracker(cfg.eval_num_envs), 0
     while taken < cfg.eval_steps:
-        obs, rewards, terminated, truncated, _ = envs.step(run.agent.act(obs, step, explore=False))
-        returns += [episodic for episodic, _ in tracker.step(rewards, terminated | truncated)]
+        obs, rewards, terminated, truncated, infos = envs.step(run.agent.act(obs, step, explore=False))
+        returns += [episodic for episodic, _ in tracker.step(rewards, terminated | truncated, infos.get("game_over"))]
         taken += cfg.eval_num_envs
     envs.close()
     return returns

@@ -122,9 +122,9 @@ def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
         while loop.step < ends[loop.visit]:
             # --- act and store ---
             actions = agent.act(obs, loop.step)
-            next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
             replay.add(actions, rewards, terminated, truncated, next_obs)
-            for episodic_return, length in loop.tracker.step(rewards, terminated | truncated):
+            for episodic_return, length in loop.tracker.step(rewards, terminated | truncated, infos.get("game_over")):
                 length *= run.suite.steps_per_act  # in env steps, like every count
                 episode = {"charts/episodic_return": episodic_return, "charts/episodic_length": length}
                 logger.log("episode", loop.step, task=task.name, **episode)

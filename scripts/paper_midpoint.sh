@@ -3,19 +3,19 @@
 # the midpoint and stops with a checkpoint; then every method starts from that SAME checkpoint and replay buffer,
 # applies its intervention once (at the branch point), and trains to the end. Paper scale needs a GPU.
 #   bash scripts/paper_midpoint.sh dqn            # Asterix, BeamRider, DemonAttack x seeds 0-4 x 5 methods
-#   bash scripts/paper_midpoint.sh sac            # Humanoid-v5 x seeds 0-4 x 4 methods
+#   bash scripts/paper_midpoint.sh sac            # Humanoid-v5 x seeds 0-4 x 5 methods
 #   ENVS="ALE/Asterix-v5" SEEDS="0" bash scripts/paper_midpoint.sh dqn device=cuda
 # Extra arguments are Hydra overrides passed to every run. Compare with: python -m fire_rl.compare runs/paper_<kind>
 set -euo pipefail
 kind=${1:?usage: paper_midpoint.sh dqn|sac [overrides...]}
 shift
 # Every strategy's default `policy: agent` is the authors' form for the agent (DQN S&P: SR-DQN style).
-declare -A METHODS=([vanilla]="" [fire]="+reset=fire" [full]="+reset=full" [shrink_perturb]="+reset=shrink_perturb")
+declare -A METHODS=([vanilla]="" [fire]="+reset=fire" [full]="+reset=full" [shrink_perturb]="+reset=shrink_perturb"
+  [plasticity_injection]="+reset=plasticity_injection")  # SAC: fire_rl's critic-only form (README)
 case "$kind" in
   dqn)
     ENVS=${ENVS:-"ALE/Asterix-v5 ALE/BeamRider-v5 ALE/DemonAttack-v5"}
     MIDPOINT=1250000
-    METHODS[plasticity_injection]="+reset=plasticity_injection"
     ;;
   sac)
     ENVS=${ENVS:-"Humanoid-v5"}  # h1-walk-v0 h1-balance_simple-v0 h1-run-v0 once humanoid_bench is installed

@@ -176,10 +176,6 @@ BAD = {
     "Atari setting on MuJoCo": (["+env.settings.frame_skip=4"], "valid keys for mujoco: action_repeat"),
     # A strategy needing a capability the agent lacks is refused at build, naming both.
     "ReDo under SimBa": (["agent=sac_simba", "+reset=redo"], "SimBa's residual blocks are not a feed-forward chain"),
-    "injection under SAC": (
-        ["+reset=plasticity_injection"],
-        "capability PlasticityInjectable (agents/protocol.py), which SACAgent",
-    ),
 }
 
 

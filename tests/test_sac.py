@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import subprocess
@@ -351,3 +352,41 @@ def test_sac_learns_pendulum(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     returns = [row["eval/Pendulum/return"] for row in rows if row["event"] == "eval"]
     assert returns[-1] > returns[0] + 500 and returns[-1] > -700, returns
+
+
+# --- plasticity injection (fire_rl's SAC form) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_sac_injection_keeps_q_and_trains_only_the_new_heads(preset, replay):
+    from fire_rl.resets import PlasticityInjection
+
+    agent = trained(preset, replay)
+    batch = replay.sample(32)
+    obs, actions = (torch.as_tensor(batch[k], dtype=torch.float32) for k in ("obs", "actions"))
+    obs = agent.obs_norm(obs)
+    q_before = [q.detach() for q in agent.critic(obs, actions)]
+    actor_before = {k: v.clone() for k, v in agent.actor.state_dict().items()}
+    report = PlasticityInjection().apply(agent, step=100, sample_batch=lambda: batch)
+    assert agent.injected and report.logs["reset/injected"] == 1
+    for before, after in zip(q_before, agent.critic(obs, actions), strict=True):
+        assert torch.equal(before, after.detach())  # old + (new - ref): exactly unchanged
+    theta0 = agent.initial_params()["critic"]
+    assert all(torch.equal(v, theta0[k]) for k, v in agent.critic.state_dict().items() if k[:2] in ("q1", "q2"))
+    assert all(torch.equal(v, actor_before[k]) for k, v in agent.actor.state_dict().items())  # actor not injected
+    trainable = {id(p) for p in agent.critic.parameters() if p.requires_grad}
+    assert {id(p) for g in agent.critic_opt.param_groups for p in g["params"]} == trainable
+    assert agent.alpha == pytest.approx(agent.init_temperature)  # the paper's SAC semantics after a reset
+    for k, v in agent.critic.state_dict().items():
+        torch.testing.assert_close(agent.target.state_dict()[k], v)
+    frozen = {k: v.clone() for k, v in agent.critic.state_dict().items() if k.startswith(("old.", "ref."))}
+    for step in range(3):
+        agent.update(replay.sample(32), step=101 + step)
+    assert all(torch.equal(agent.critic.state_dict()[k], v) for k, v in frozen.items())
+    assert PlasticityInjection().apply(agent, step=200).logs["reset/skipped"] == 1
+    clone = SACAgent(box_spaces(17, 6), seed=1, learning_starts=0, batch_size=32, **PRESETS[preset])
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    buffer.seek(0)
+    clone.load_state_dict(torch.load(buffer, weights_only=False))
+    assert clone.injected and torch.equal(clone.critic(obs, actions)[0], agent.critic(obs, actions)[0])
