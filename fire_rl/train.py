@@ -124,10 +124,8 @@ def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
             actions = agent.act(obs, loop.step)
             next_obs, rewards, terminated, truncated, infos = envs.step(actions)
             replay.add(actions, rewards, terminated, truncated, next_obs)
-            for episodic_return, length in loop.tracker.step(rewards, terminated | truncated, infos.get("game_over")):
-                length *= run.suite.steps_per_act  # in env steps, like every count
-                episode = {"charts/episodic_return": episodic_return, "charts/episodic_length": length}
-                logger.log("episode", loop.step, task=task.name, **episode)
+            finished = loop.tracker.step(rewards, terminated | truncated, infos.get("game_over"))
+            for episodic_return in log_episodes(run, loop.step, task, finished):
                 progress.episode(episodic_return)
             obs, prev_step, loop.step = next_obs, loop.step, loop.step + every.stride
             progress.advance(every.stride, task.name)
@@ -157,6 +155,14 @@ def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
     logger.log("end", loop.step)
     plot_returns(run.run_dir)
     return "done"
+
+
+def log_episodes(run: Run, step: int, task: Task, episodes: list[tuple[float, int]]) -> list[float]:
+    """An `episode` row for each finished game (raw score; length in env steps, like every count); their returns."""
+    for episodic_return, length in episodes:
+        values = {"charts/episodic_return": episodic_return, "charts/episodic_length": length * run.suite.steps_per_act}
+        run.logger.log("episode", step, task=task.name, **values)
+    return [episodic_return for episodic_return, _ in episodes]
 
 
 def learn(run: Run, loop: LoopState, every: Cadence) -> None:

@@ -42,6 +42,23 @@ TINY_SWEEP = [
 ]
 
 
+# SAC on three gravities of HalfCheetah at 150 env steps each: every event of a SAC run, in about ten seconds.
+SAC_TINY = [
+    "+experiment=halfcheetah_gravity",
+    "env.cycles=1",
+    *(f"env.tasks.{i}.steps=150" for i in range(3)),
+    "agent.learning_starts=50",
+    "agent.batch_size=32",
+    "agent.buffer_size=1000",
+    "eval_every=150",
+    "eval_episodes=1",
+    "eval_max_episode_steps=20",
+    "metrics_every=75",
+    "metrics_probe_size=32",
+    "log_every=50",
+]
+
+
 def run_train(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real command line, `python -m fire_rl.train <args>`, from the repository root."""
     return subprocess.run(

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_train
+from conftest import SAC_TINY, run_train
 
 GOLDEN = Path(__file__).parent / "golden"
 VOLATILE = {"time_s", "charts/sps", "reset/wall_time_s"}
@@ -34,19 +34,8 @@ RUNS = {
         *QUIET,
     ],
     "sac_halfcheetah_gravity_fire": [
-        "+experiment=halfcheetah_gravity",
         "+reset=fire",
-        "env.cycles=1",
-        *(f"env.tasks.{i}.steps=150" for i in range(3)),
-        "agent.learning_starts=50",
-        "agent.batch_size=32",
-        "agent.buffer_size=1000",
-        "eval_every=150",
-        "eval_episodes=1",
-        "eval_max_episode_steps=20",
-        "metrics_every=75",
-        "metrics_probe_size=32",
-        "log_every=50",
+        *SAC_TINY,
         *QUIET,
     ],
 }

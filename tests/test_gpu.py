@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, TINY_SWEEP, atari_spaces, box_spaces, run_train
+from conftest import SAC_TINY, TINY, TINY_SWEEP, atari_spaces, box_spaces, run_train
 
 from agents.dqn import DQNAgent
 from agents.sac import SACAgent
@@ -19,22 +19,6 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 CUDA = ["device=cuda", "agent.replay_device=cuda"]
 DQN_RESETS = "none,full,shrink_perturb,fire,dash,redo,plasticity_injection,cbp"
-SAC_TINY = [
-    "+experiment=halfcheetah_gravity",
-    "env.cycles=1",
-    *(f"env.tasks.{i}.steps=150" for i in range(3)),
-    "agent.learning_starts=50",
-    "agent.batch_size=32",
-    "agent.buffer_size=1000",
-    "eval_every=150",
-    "eval_episodes=1",
-    "eval_max_episode_steps=20",
-    "metrics_every=75",
-    "metrics_probe_size=32",
-    "log_every=50",
-    "logger.wandb_mode=disabled",
-    "logger.progress_bar=false",
-]
 
 
 def rows(run_dir) -> list[dict]:
@@ -57,7 +41,10 @@ def test_dqn_on_cuda_with_every_reset_strategy(tmp_path):
 
 def test_sac_on_cuda_with_its_reset_strategies(tmp_path):
     resets = "none,full,shrink_perturb,fire,dash,redo,cbp"
-    result = run_train("-m", f"+reset={resets}", *SAC_TINY, "device=cuda", f"hydra.sweep.dir={tmp_path}", timeout=1800)
+    quiet = ["logger.wandb_mode=disabled", "logger.progress_bar=false"]
+    result = run_train(
+        "-m", f"+reset={resets}", *SAC_TINY, *quiet, "device=cuda", f"hydra.sweep.dir={tmp_path}", timeout=1800
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(finished(tmp_path)) == len(resets.split(","))
 
