@@ -88,7 +88,10 @@ def game_name(env_id: str) -> str:
 
 
 def reference_for(env_id: str, kwargs: Mapping[str, Any] | None = None) -> tuple[float, float] | None:
-    """(random, human) for a task, or None: unknown game, or a non-default ALE mode/difficulty."""
+    """(random, human) for a task, or None: not an Atari id (MinAtar/Asterix-v0 is not Asterix), an unknown game,
+    or a non-default ALE mode/difficulty."""
+    if "/" in env_id and not env_id.startswith("ALE/"):
+        return None
     kwargs = kwargs or {}
     if kwargs.get("mode") is not None or kwargs.get("difficulty") is not None:
         return None

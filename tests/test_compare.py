@@ -17,7 +17,7 @@ from conftest import REPO, TINY, TINY_SWEEP, run_train
 
 from envs.sequence import build_sequence
 from fire_rl import compare_stats as st
-from fire_rl.atari_scores import REFERENCE_SCORES, human_normalised
+from fire_rl.atari_scores import REFERENCE_SCORES, human_normalised, reference_for
 from fire_rl.compare import RunRecord, load_run, load_runs, main, rows_from_history
 from fire_rl.compare_plots import PAPER_LABEL, eval_figure
 from fire_rl.plots import read_rows_checked
@@ -449,3 +449,9 @@ def test_branched_curves_start_from_their_stage_one_prefix(tmp_path):
     assert steps.min() == 100 and steps.max() == 600 and 300 in steps  # stitched: stage 1's evaluations first
     run_compare(runs, "--reps", "20")
     assert {r["group"] for r in read_csv(runs / "compare" / "summary.csv")} == {"fire"}
+
+
+def test_minatar_games_get_no_human_normalised_score():
+    """MinAtar's miniature games share names with Atari games, not their score scales."""
+    assert reference_for("MinAtar/Asterix-v0") is None and math.isnan(human_normalised(10.0, "MinAtar/Asterix-v0"))
+    assert reference_for("ALE/Asterix-v5") == REFERENCE_SCORES["Asterix"]
