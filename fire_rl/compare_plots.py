@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from envs.sequence import TaskSequence  # noqa: E402
 from fire_rl import compare_stats as st  # noqa: E402
-from fire_rl.compare_stats import Series, align, as_series, bootstrap_band  # noqa: E402
+from fire_rl.compare_stats import Series, align, as_series, bootstrap_band, plasticity_keys  # noqa: E402
 
 PHASE_ORDER = {"periodic": 0, "pre_reset": 1, "post_reset": 2}
 
@@ -220,20 +220,6 @@ def train_figure(groups: dict[str, list], sequence: TaskSequence) -> Figure:
     return Figure(title, "return", tasks, data, sequence.switch_steps, _resets(groups), note=note)
 
 
-def plasticity_keys(rows: list[dict]) -> dict[str, str]:
-    """Panel title -> key: pooled dormant ratio (tau 0.025, 0.1), effective rank and srank of the last hidden layer."""
-    first = next((r for r in rows if r.get("event") == "plasticity"), {})
-    keys = {}
-    for net in dict.fromkeys(k.split("/")[1] for k in first if k.startswith("plasticity/")):
-        layers = [k.split("/")[3] for k in first if k.startswith(f"plasticity/{net}/effective_rank/")]
-        keys[f"{net}: dormant ratio, tau 0.025 (all layers)"] = f"plasticity/{net}/dormant_0.025/all"
-        keys[f"{net}: dormant ratio, tau 0.1 (all layers)"] = f"plasticity/{net}/dormant_0.1/all"
-        for layer in [layer for layer in layers if layer != "all"][-1:]:
-            keys[f"{net}: effective rank ({layer})"] = f"plasticity/{net}/effective_rank/{layer}"
-            keys[f"{net}: srank ({layer})"] = f"plasticity/{net}/srank/{layer}"
-    return keys
-
-
 def plasticity_figure(groups: dict[str, list], sequence: TaskSequence) -> Figure:
     """Dormant ratio and feature ranks over steps per group; pre/post-reset probes show each reset's jump."""
     keys: dict[str, str] = {}
@@ -322,6 +308,7 @@ def write_outputs(out, groups, baseline, references, notes, args) -> Path:
         "summary": write_table(out, "summary", st.summary_rows(groups, args.reps)),
         "aggregate": write_table(out, "aggregate", st.aggregate_rows(groups, norms, baseline, args.reps)),
         "continual": write_table(out, "continual", st.continual_rows(groups, norms, scales, references, args.reps)),
+        "plasticity": write_table(out, "plasticity", st.plasticity_rows(groups, args.reps)),
     }
     notes = notes + [
         f"{r.path}: no final evaluation (step {r.sequence.total_steps}): in the curves, not in the tables"
@@ -345,6 +332,7 @@ def report_text(groups: dict[str, list], baseline: str, figures: list, tables: d
         "summary": ("Final and average return", SUMMARY_TEXT),
         "aggregate": ("Aggregate over seeds x tasks", AGGREGATE_TEXT.format(baseline=baseline, reps=args.reps)),
         "continual": ("Continual metrics", CONTINUAL_TEXT),
+        "plasticity": ("Plasticity at the end of every visit", PLASTICITY_TEXT),
     }
     for name, (title, text) in texts.items():
         extra = ["", f"Scores: {scores}."] if name == "aggregate" else []
@@ -407,4 +395,10 @@ CONTINUAL_TEXT = (
     "returns divided by the task's largest absolute evaluation return: `cora_forgetting` = mean drop of p_i over "
     "each later visit to another task (isolated forgetting); `cora_zero_shot` = mean gain of p_i over each visit "
     "before task i is first trained (zero-shot forward transfer). Definitions: fire_rl/compare_stats.py."
+)
+PLASTICITY_TEXT = (
+    "The probes of the plasticity figure, read at the end of every task visit (the last probe at or before it; at a "
+    "switch, the one just before the reset) and, where a reset followed, just after it: pooled dormant ratio (%, "
+    "tau 0.025 and 0.1) and effective rank and srank of the last hidden layer. Cells: mean over runs [95% bootstrap "
+    "CI]."
 )

@@ -374,3 +374,50 @@ def _continual_values(task: str, cw: dict, co: dict, sequence: TaskSequence, nor
         "cora_forgetting": co["forgetting"],
         "cora_zero_shot": co["zero_shot"],
     }
+
+
+# --- plasticity at the end of every visit ---------------------------------------------------------------------
+
+
+def plasticity_keys(rows: list[dict]) -> dict[str, str]:
+    """Panel title -> key: pooled dormant ratio (tau 0.025, 0.1), effective rank and srank of the last hidden layer."""
+    first = next((r for r in rows if r.get("event") == "plasticity"), {})
+    keys = {}
+    for net in dict.fromkeys(k.split("/")[1] for k in first if k.startswith("plasticity/")):
+        layers = [k.split("/")[3] for k in first if k.startswith(f"plasticity/{net}/effective_rank/")]
+        keys[f"{net}: dormant ratio, tau 0.025 (all layers)"] = f"plasticity/{net}/dormant_0.025/all"
+        keys[f"{net}: dormant ratio, tau 0.1 (all layers)"] = f"plasticity/{net}/dormant_0.1/all"
+        for layer in [layer for layer in layers if layer != "all"][-1:]:
+            keys[f"{net}: effective rank ({layer})"] = f"plasticity/{net}/effective_rank/{layer}"
+            keys[f"{net}: srank ({layer})"] = f"plasticity/{net}/srank/{layer}"
+    return keys
+
+
+def probe_at(rows: list[dict], step: int, key: str, after_reset: bool = False) -> float:
+    """The probe value at the end of a visit ending at `step` (the last probe at or before it, pre-reset at a
+    switch), or the post-reset probe at `step`; NaN when there is none."""
+    probes = [r for r in rows if r.get("event") == "plasticity" and r.get(key) is not None and r["step"] <= step]
+    if after_reset:
+        probes = [r for r in probes if r["step"] == step and r.get("phase") == "post_reset"]
+    else:
+        probes = [r for r in probes if not (r["step"] == step and r.get("phase") == "post_reset")]
+    return float(probes[-1][key]) if probes else math.nan
+
+
+def plasticity_rows(groups: dict[str, list], reps: int) -> list[dict]:
+    """Per group and task visit: each plasticity key at the visit's end and just after the reset that followed."""
+    rows = []
+    for group, runs in groups.items():
+        keys = {}
+        for run in runs:
+            keys |= {k: v for k, v in plasticity_keys(run.rows).items() if k not in keys}
+        windows = visit_windows(runs[0].sequence)
+        for visit, (task, _, end) in enumerate(windows):
+            row = {"group": group, "visit": visit, "task": task, "end_step": end, "runs": len(runs)}
+            for key in keys.values():
+                short = key.removeprefix("plasticity/")
+                row |= ci_columns(short, [probe_at(r.rows, end, key) for r in runs], reps)
+                # NaN where no reset followed (the last visit, plain training)
+                row |= ci_columns(f"{short}@after_reset", [probe_at(r.rows, end, key, True) for r in runs], reps)
+            rows.append(row)
+    return rows

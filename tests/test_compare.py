@@ -34,6 +34,8 @@ OUTPUTS = (
     "aggregate.md",
     "continual.csv",
     "continual.md",
+    "plasticity.csv",
+    "plasticity.md",
     "skipped.txt",
 )
 
@@ -455,3 +457,20 @@ def test_minatar_games_get_no_human_normalised_score():
     """MinAtar's miniature games share names with Atari games, not their score scales."""
     assert reference_for("MinAtar/Asterix-v0") is None and math.isnan(human_normalised(10.0, "MinAtar/Asterix-v0"))
     assert reference_for("ALE/Asterix-v5") == REFERENCE_SCORES["Asterix"]
+
+
+def test_plasticity_table_reads_each_visit_end_and_the_probe_after_its_reset():
+    sequence = build_sequence([{"env_id": f"Toy/{t}-v0", "steps": 100} for t in "AB"])
+    key = "plasticity/q/dormant_0.025/all"
+    rows = [
+        {"event": "plasticity", "step": 50, "phase": "periodic", key: 10.0, "plasticity/q/effective_rank/fc1": 5.0},
+        {"event": "plasticity", "step": 100, "phase": "pre_reset", key: 20.0, "plasticity/q/effective_rank/fc1": 4.0},
+        {"event": "reset", "step": 100},
+        {"event": "plasticity", "step": 100, "phase": "post_reset", key: 2.0, "plasticity/q/effective_rank/fc1": 9.0},
+        {"event": "plasticity", "step": 180, "phase": "periodic", key: 7.0, "plasticity/q/effective_rank/fc1": 8.0},
+    ]
+    run = RunRecord("r", {"seed": 0}, "fire", sequence, rows)
+    table = {r["visit"]: r for r in st.plasticity_rows({"fire": [run]}, reps=20)}
+    assert table[0]["q/dormant_0.025/all"] == 20.0 and table[0]["q/dormant_0.025/all@after_reset"] == 2.0
+    assert table[0]["q/effective_rank/fc1"] == 4.0 and table[0]["q/effective_rank/fc1@after_reset"] == 9.0
+    assert table[1]["q/dormant_0.025/all"] == 7.0 and math.isnan(table[1]["q/dormant_0.025/all@after_reset"])
