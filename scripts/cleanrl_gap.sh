@@ -2,7 +2,8 @@
 # Which difference between fire_rl's DQN and CleanRL's dqn_atari.py explains the Freeway learning gap (issue: fire_rl
 # scored 0-1 up to 30k agent steps where CleanRL scored 16-21 from 14k)? Runs CleanRL's preset on Freeway at a CPU
 # budget, then the same with one fire_rl choice put back at a time, then all of them (fire_rl's DQN), SEEDS each,
-# two runs at a time, and prints the final greedy evaluation (20 games) of every run. Resumable (checkpoints).
+# two runs at a time, and prints per run the final greedy evaluation (20 games), the late training
+# returns and the first step a training game reached 10 points. Resumable (checkpoints).
 #   bash scripts/cleanrl_gap.sh                 # STEPS=20000 SEEDS="1 2" OUT=runs/cleanrl_gap
 set -euo pipefail
 STEPS=${STEPS:-20000}
@@ -33,12 +34,21 @@ for name in "${!VARIANTS[@]}"; do
   done
 done
 wait
-python - "$OUT" <<'PY'
+python - "$OUT" "$STEPS" <<'PY'
+# Per variant and seed: the final greedy evaluation (eval_episodes games, epsilon 0.05), the mean training return of
+# the games that ended in the last quarter of the budget, and the first agent step at which a training game scored 10.
 import json, pathlib, statistics, sys
-for variant in sorted(pathlib.Path(sys.argv[1]).iterdir()):
-    finals = []
+out, steps = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+for variant in sorted(out.iterdir()):
+    finals, lates, firsts = [], [], []
     for run in sorted(variant.glob("seed*")):
-        evals = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in l]
-        finals.append(evals[-1]["eval/Freeway/return"] if evals else float("nan"))
-    print(f"{variant.name:14s} final greedy return per seed {finals}, mean {statistics.mean(finals):.2f}")
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        evals = [r["eval/Freeway/return"] for r in rows if r["event"] == "eval"]
+        games = [(r["step"], r["charts/episodic_return"]) for r in rows if r["event"] == "episode"]
+        late = [ret for step, ret in games if step > 0.75 * steps]
+        finals.append(evals[-1] if evals else float("nan"))
+        lates.append(statistics.mean(late) if late else float("nan"))
+        firsts.append(next((step for step, ret in games if ret >= 10), None))
+    print(f"{variant.name:14s} final eval {finals} (mean {statistics.mean(finals):.1f}); "
+          f"late training games {[round(x, 1) for x in lates]}; first game >= 10 at step {firsts}")
 PY
