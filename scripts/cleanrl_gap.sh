@@ -4,7 +4,7 @@
 # budget, then the same with one fire_rl choice put back at a time, then all of them (fire_rl's DQN), SEEDS each,
 # two runs at a time, and prints per run the final greedy evaluation (20 games), the late training
 # returns and the first step a training game reached 10 points. Resumable (checkpoints).
-#   bash scripts/cleanrl_gap.sh                 # STEPS=20000 SEEDS="1 2" OUT=runs/cleanrl_gap
+#   bash scripts/cleanrl_gap.sh                 # STEPS=20000 SEEDS="1 2" OUT=runs/cleanrl_gap JOBS=2 ONLY=<all>
 set -euo pipefail
 STEPS=${STEPS:-20000}
 SEEDS=${SEEDS:-"1 2"}
@@ -24,7 +24,7 @@ declare -A VARIANTS=(
   [fire_rl]="agent.loss=huber agent.init=xavier agent.adam_eps=1.5e-4 agent.epsilon_from=learning_starts env.settings.preprocessing=gymnasium"
 )
 running=0
-for name in "${!VARIANTS[@]}"; do
+for name in ${ONLY:-"${!VARIANTS[@]}"}; do  # ONLY="cleanrl xavier": a subset of the variants
   for seed in $SEEDS; do
     # shellcheck disable=SC2086  # VARIANTS values are lists of overrides
     python -m fire_rl.train "${base[@]}" ${VARIANTS[$name]} "seed=${seed}" "hydra.run.dir=${OUT}/${name}/seed${seed}" \
