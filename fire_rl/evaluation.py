@@ -1,7 +1,8 @@
 """Evaluation protocols: what an `eval` row measures on every task of the sequence (raw returns, so forgetting shows).
 
 - `episodes` (default): `eval_episodes` episodes per task in one env, seeds seed+100000+i, each cut after
-  `eval_max_episode_steps` agent steps (the score so far counts). Cheap enough for CPU runs.
+  `eval_max_episode_steps` agent steps (the score so far counts); the row holds their mean and standard deviation
+  (`return_std`, over episodes, ddof 0). Cheap enough for CPU runs.
 - `vector_steps` (the FIRE authors' DQN evaluation, fire-paper.md section 3): a fresh vector env of `eval_num_envs`
   envs with the training wrappers (sticky actions on, the training episode cap), seeded 46782132 + i, run for
   `eval_steps` agent steps in total; the row holds the mean return of the episodes that ended within the budget
@@ -34,7 +35,9 @@ def evaluate_task(run, task: Task, step: int) -> dict[str, float | int | None]:
         returns = vector_step_returns(run, task, step)
         mean = float(np.mean(returns)) if returns else None
         return {f"eval/{task.name}/return": mean, f"eval/{task.name}/episodes": len(returns)}
-    return {f"eval/{task.name}/return": float(np.mean(episode_returns(run, task, step)))}
+    returns = episode_returns(run, task, step)
+    # The spread over episodes: with it, a result can say whether evaluation noise or seeds dominate.
+    return {f"eval/{task.name}/return": float(np.mean(returns)), f"eval/{task.name}/return_std": float(np.std(returns))}
 
 
 def episode_returns(run, task: Task, step: int) -> list[float]:
