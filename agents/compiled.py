@@ -2,7 +2,7 @@
 
 Measured on this project's 2-core CPU, compiling gives no speedup (scripts/bench_learner.py), so `auto` compiles
 on CUDA only. CUDA-graph capture is not shipped: it has not been measured on a GPU here, and a captured graph that is
-not re-captured after a reset replaces tensors computes silently wrong results (shared/reference/gpu-notes.md).
+not re-captured after a reset replaces tensors computes silently wrong results (docs/gpu-notes.md).
 """
 
 from __future__ import annotations

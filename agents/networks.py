@@ -55,7 +55,7 @@ class QNetwork(nn.Module):
         self.fc2 = nn.Linear(arch.hidden, num_actions)
         if arch.xavier if xavier is None else xavier:  # None: the architecture's own initialisation
             for layer in self.layers():
-                # The FIRE authors' DQN uses Xavier-uniform "since redo use xavier_uniform" (fire-paper.md section 3).
+                # The FIRE authors' DQN uses Xavier-uniform "since redo use xavier_uniform" (docs/paper-notes.md §3).
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
         # Set by inject(): frozen trained head, and the frozen copy of the new head (Nikishin et al. 2023).

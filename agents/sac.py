@@ -1,5 +1,5 @@
 """SAC (Haarnoja et al. 2018): twin critics, Polyak targets, learned temperature. Two network presets:
-`mlp` (CleanRL's 2x256 ReLU trunks) and `simba` (the FIRE paper's SimBa-SAC, fire-paper.md section 4).
+`mlp` (CleanRL's 2x256 ReLU trunks) and `simba` (the FIRE paper's SimBa-SAC, docs/paper-notes.md §4).
 
 Update order follows the paper's code: actor, then temperature, then critic (with the updated actor and alpha),
 then the Polyak target. Actions live in [-1, 1]^d; the env wrapper rescales them to the env's bounds.
@@ -128,7 +128,7 @@ def linear_weights(net: nn.Module) -> dict[str, torch.Tensor]:
 
 class SACAgent:
     """SAC behind the agent contract (agents/protocol.py); `after_reset()` applies the paper's SAC reset semantics
-    (fire-paper.md 1.6). Capabilities: GradientLosses, FreshInit, UnitGraph (MLP preset), UpdateFeatures,
+    (docs/paper-notes.md §1.6). Capabilities: GradientLosses, FreshInit, UnitGraph (MLP preset), UpdateFeatures,
     Regularizable, PlasticityInjectable (critic only)."""
 
     # The paper's SAC resets treat every dense layer alike; after_reset rebuilds every optimizer anyway.

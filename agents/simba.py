@@ -1,4 +1,4 @@
-"""SimBa building blocks (Lee et al. 2025), as the FIRE paper's SAC uses them (fire-paper.md section 4).
+"""SimBa building blocks (Lee et al. 2025), as the FIRE paper's SAC uses them (docs/paper-notes.md §4).
 
 Encoder: Dense (orthogonal) -> n residual blocks x + Dense(ReLU(Dense_4h(LayerNorm(x)))) (He-normal) -> LayerNorm.
 Observations go through a running mean/variance normaliser first. Also the CleanRL-style MLP encoder, so both

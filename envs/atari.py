@@ -29,7 +29,7 @@ PREPROCESSING = ("gymnasium", "authors")
 
 @dataclass(frozen=True)
 class AtariSettings:
-    """Preprocessing shared by every task of a sequence (fire-paper.md section 3)."""
+    """Preprocessing shared by every task of a sequence (docs/paper-notes.md §3)."""
 
     frame_skip: int = 4  # frames per agent step; max-pooled over the last two
     screen_size: int = 84

@@ -6,7 +6,7 @@ Source: the Atari-57 table that DeepMind's DQN Zoo (Quan & Ostrovski 2020, `dqn_
 the 49 games of the DQN Nature paper (Mnih et al. 2015, Extended Data Table 2) these are that paper's human and
 random scores; the other eight (Berzerk, Defender, Phoenix, Pitfall, Skiing, Solaris, Surround, YarsRevenge) come
 from DeepMind's later Atari-57 papers. The values for Asterix, BeamRider and DemonAttack agree with the table in the
-FIRE authors' code (shared/reference/fire-paper.md section 3). Those scores were collected with up to 30 no-op starts
+FIRE authors' code (docs/paper-notes.md §3). Those scores were collected with up to 30 no-op starts
 and a 108k-frame (30 min) episode cap on the default game mode and difficulty. A task with another mode or
 difficulty, or a game not in this table, gets no HNS (missing, never guessed).
 """

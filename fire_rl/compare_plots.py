@@ -28,7 +28,7 @@ PHASE_ORDER = {"periodic": 0, "pre_reset": 1, "post_reset": 2}
 
 PAPER_LABEL = "read from FIRE paper Fig. 4 (approx.)"
 
-# Final returns read off the FIRE paper's Fig. 4 (shared/reference/fire-paper.md, sections 3 and 4 tables):
+# Final returns read off the FIRE paper's Fig. 4 (docs/paper-notes.md §3 and §4):
 # DQN at 2.5M agent steps (one intervention at 1.25M), SAC at 1.0M env steps (one intervention at 500K).
 # Keys: our method names (reset.name); SAC plasticity injection is fire_rl's own form (the authors have no code).
 PAPER_FINAL = {

@@ -3,7 +3,7 @@
 - `episodes` (default): `eval_episodes` episodes per task in one env, seeds seed+100000+i, each cut after
   `eval_max_episode_steps` agent steps (the score so far counts); the row holds their mean and standard deviation
   (`return_std`, over episodes, ddof 0). Cheap enough for CPU runs.
-- `vector_steps` (the FIRE authors' DQN evaluation, fire-paper.md section 3): a fresh vector env of `eval_num_envs`
+- `vector_steps` (the FIRE authors' DQN evaluation, docs/paper-notes.md §3): a fresh vector env of `eval_num_envs`
   envs with the training wrappers (sticky actions on, the training episode cap), seeded 46782132 + i, run for
   `eval_steps` agent steps in total; the row holds the mean return of the episodes that ended within the budget
   (None when none did) and how many those were.

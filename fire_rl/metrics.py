@@ -1,6 +1,6 @@
 """Plasticity diagnostics: dormant units, feature ranks and norms. Read-only on the networks.
 
-Definitions follow shared/reference/fire-paper.md section 5.2 (the FIRE authors' SAC metrics code).
+Definitions follow docs/paper-notes.md §5.2 (the FIRE authors' SAC metrics code).
 Keys are ``plasticity/<net>/<metric>/<layer>``; see ``plasticity_metrics``.
 """
 

@@ -1,6 +1,6 @@
 """Regularisers that combine with any reset strategy (`+regularizer=l2_init` or `parseval`): a penalty on a
 network's parameters, added to that network's loss in every update. Defaults come from the FIRE paper's vision
-tables (fire-paper.md 2.3, warm-start CIFAR-10/ResNet-18: both 1e-3); they are untuned for RL.
+tables (docs/paper-notes.md §2.3, warm-start CIFAR-10/ResNet-18: both 1e-3); they are untuned for RL.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The FIRE paper's shared-midpoint recipe (fire-paper.md sections 3 and 4): for each env and seed, stage 1 trains to
+# The FIRE paper's shared-midpoint recipe (docs/paper-notes.md §3 and 4): for each env and seed, stage 1 trains to
 # the midpoint and stops with a checkpoint; then every method starts from that SAME checkpoint and replay buffer,
 # applies its intervention once (at the branch point), and trains to the end. Paper scale needs a GPU.
 #   bash scripts/paper_midpoint.sh dqn            # Asterix, BeamRider, DemonAttack x seeds 0-4 x 5 methods

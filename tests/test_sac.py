@@ -126,7 +126,7 @@ def test_losses_are_differentiable_for_dash(replay):
     assert all(torch.isfinite(g).all() for g in grads)
 
 
-# --- the paper's SAC reset semantics (fire-paper.md 1.6 and 2.2) -----------------------------------------------
+# --- the paper's SAC reset semantics (docs/paper-notes.md §1.6 and 2.2) -----------------------------------------------
 
 
 def snapshot(agent: SACAgent) -> dict:
@@ -272,7 +272,7 @@ def test_probe_covers_actor_and_critic_on_normalised_obs(preset, replay):
     obs = replay.sample_obs(32)
     probes = agent.probe(obs)
     actor_features, critic_features = probes["actor"][0], probes["critic"][0]
-    if preset == "simba":  # fire-paper.md 5.2 + note 17: the input Dense sees normalised observations
+    if preset == "simba":  # docs/paper-notes.md §5.2 and §7.17: the input Dense sees normalised observations
         expected = agent.actor.encoder.input(agent.obs_norm(torch.as_tensor(obs)))
         torch.testing.assert_close(actor_features["input"], expected)
         assert list(actor_features) == ["input", "block1", "out_norm"]

@@ -101,7 +101,8 @@ class ResetStrategy:
     changes_weights: ClassVar[bool] = True
     # The agent's after_reset() re-syncs target networks etc.; strategies that keep the function (ReDo) skip it.
     calls_after_reset: ClassVar[bool] = True
-    # Full reset and S&P move every parameter, LayerNorm scale/bias included (fire-paper.md 2.2); FIRE keeps norms.
+    # Full reset and S&P move every parameter, LayerNorm scale/bias included (docs/paper-notes.md §2.2); FIRE
+    # keeps norms.
     touches_norms: ClassVar[bool] = False
     # Optional agent capabilities (agents/protocol.py) the strategy needs; checked by resolve().
     requires: ClassVar[tuple[type, ...]] = ()

@@ -15,7 +15,7 @@ def dash_scale(weight: Tensor, direction: Tensor, lam: float, per_unit: bool = T
     """clamp(cos(direction, weight), lam, 1), broadcastable to the weight.
 
     per_unit=True: one cosine per Linear row, and per (out, in) kernel of a Conv over its spatial entries (the vision
-    code's grouping, fire-paper.md 2.3). per_unit=False: one cosine for the whole tensor (how biases are scaled).
+    code's grouping, docs/paper-notes.md §2.3). per_unit=False: one cosine for the whole tensor (how biases are scaled).
     """
     if not per_unit or weight.dim() == 1:
         dims = tuple(range(weight.dim()))
@@ -33,7 +33,7 @@ def dash_scale(weight: Tensor, direction: Tensor, lam: float, per_unit: bool = T
 
 class DASH(ResetStrategy):
     """DASH (Shin et al., 2024, "DASH: Warm-Starting Neural Network Training in Stationary Settings without Loss of
-    Plasticity"), as the FIRE authors' vision code runs it (fire-paper.md 2.3), with the data pass adapted to RL.
+    Plasticity"), as the FIRE authors' vision code runs it (docs/paper-notes.md §2.3), with the data pass adapted to RL.
 
     An EMA of the negative gradient of the agent's own loss (`agent.losses(batch)`: the TD loss for DQN) over
     `num_batches` replay batches, g <- (1-alpha) g + alpha (-grad), starting from g = 0; then every selected weight is

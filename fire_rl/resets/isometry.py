@@ -28,7 +28,8 @@ def newton_schulz(W: Tensor, iters: int = 10, eps: float = 1e-8) -> Tensor:
     return X.to(W.dtype)
 
 
-SCALES = ("paper", "rms")  # conv divisor k_h*k_w (the authors') | sqrt(k_h*k_w) (RMS-preserving, fire-paper.md 1.4)
+# conv divisor k_h*k_w (the authors') | sqrt(k_h*k_w) (RMS-preserving, docs/paper-notes.md §1.4)
+SCALES = ("paper", "rms")
 
 
 def fire_scale(shape: Sequence[int], rule: str = "paper") -> float:
@@ -44,7 +45,7 @@ def fire_scale(shape: Sequence[int], rule: str = "paper") -> float:
         raise ValueError(f"FIRE handles Linear (2-D) or Conv2d (4-D) weights, got shape {tuple(shape)}")
     if rule not in SCALES:
         raise ValueError(f"FIRE scale={rule!r} is not one of {list(SCALES)}")
-    # The authors divide by k_h*k_w (not its square root); reproduced as written (fire-paper.md 1.4, 8.2).
+    # The authors divide by k_h*k_w (not its square root); reproduced as written (docs/paper-notes.md §1.4, §7.2).
     return math.sqrt(d_out / d_in) / (kernel if rule == "paper" else math.sqrt(kernel))
 
 

@@ -22,12 +22,12 @@ from fire_rl.resets.base import (
 
 
 class PlasticityInjection(ResetStrategy):
-    """Q(x) = h_old(f(x)) + h_new(f(x)) - h_ref(f(x)) (fire-paper.md 2.1): the shared encoder f keeps training, the
-    trained head h_old is frozen, h_new (trainable) and h_ref (frozen) both start at theta0, so the output is
-    unchanged at the moment of injection. The target network is injected from its own encoder and head, and a fresh
-    optimizer is built over the trainable parameters only. Injection happens once per run: the first trigger
-    injects, every later trigger changes nothing and logs `reset/skipped = 1`. Needs an agent that is
-    PlasticityInjectable (DQN); SAC has no injection in the authors' code (fire-paper.md 8.6).
+    """Q(x) = h_old(f(x)) + h_new(f(x)) - h_ref(f(x)) (docs/paper-notes.md §2.1): the shared encoder f keeps
+    training, the trained head h_old is frozen, h_new (trainable) and h_ref (frozen) both start at theta0, so the
+    output is unchanged at the moment of injection. The target network is injected from its own encoder and head,
+    and a fresh optimizer is built over the trainable parameters only. Injection happens once per run: the first
+    trigger injects, every later trigger changes nothing and logs `reset/skipped = 1`. Needs an agent that is
+    PlasticityInjectable (DQN); SAC has no injection in the authors' code (docs/paper-notes.md §7.6).
     """
 
     requires = (PlasticityInjectable, GradientLosses)  # losses: to log that injection leaves them unchanged

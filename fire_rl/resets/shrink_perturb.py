@@ -18,7 +18,7 @@ class ShrinkPerturb(ResetStrategy):
     noise="fresh": the Ash & Adams 2020 form, theta <- lambda theta + sigma eps with shrink lambda = 1-c,
     noise scale sigma = `noise_scale`, eps a fresh Xavier-uniform draw for weights and zeros for biases.
     policy="paper_dqn": Linear layers back to theta0 and only convs shrunk, as the authors' DQN baseline does
-    (SR-DQN style, fire-paper.md 2.1); policy="all" treats every selected layer alike (the authors' SAC form);
+    (SR-DQN style, docs/paper-notes.md §2.1); policy="all" treats every selected layer alike (the authors' SAC form);
     policy="agent" (default): the agent's paper form (DQN: paper_dqn; SAC: all).
     """
 
