@@ -12,6 +12,8 @@ import signal
 import sys
 import warnings
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from fire_rl.checkpoint import (
     save_checkpoint,
 )
 from fire_rl.episodes import EpisodeTracker
-from fire_rl.logging import truncate_metrics
+from fire_rl.logging import METRICS_FILE, truncate_metrics
 
 # Keys that may differ between a run and its resumption: where output goes and how it is shown.
 _NOT_IDENTITY = (
@@ -59,6 +61,9 @@ class LoopState:
     obs: np.ndarray | None = None
     envs: dict[str, Any] | None = None
     branch_reset: bool = False  # apply the configured reset once, at the branch point
+    # A stop abandoned the evaluation or probe of the step that ended at `step`; this is that step's start, and
+    # resuming does that step's evaluation, probes and the rest of its work first.
+    unfinished_step: int | None = None
 
     def state_dict(self, envs) -> dict[str, Any]:
         """Plain data for a checkpoint; `envs` (mid-visit) is snapshotted exactly."""
@@ -93,6 +98,15 @@ def crossed(prev_step: int, step: int, every: int | None) -> bool:
     return every is not None and step // every > prev_step // every
 
 
+class StopRequested(BaseException):
+    """A stop signal arrived during an evaluation or a probe; the checkpoint is written, the run stops. Not an
+    Exception, so that no `except Exception` in library code on the way swallows it (as KeyboardInterrupt)."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
 class Checkpointer:
     """When the loop saves (every task switch, every `checkpoint_every` steps, a stop request) and when it stops
     (a signal, or `stop_at_step`), plus the one-shot reset of a branched run."""
@@ -101,10 +115,33 @@ class Checkpointer:
         self.run, cfg = run, run.cfg
         self.every, self.stop_at, self.compress = cfg.checkpoint_every, cfg.stop_at_step, cfg.checkpoint_compress
         self.signals: list[str] = []
+        self.parts_before: dict[str, Any] | None = None  # the run's state as an interruptible section began
 
     def request_stop(self, signum: int, frame: Any = None) -> None:
-        """Signal handler: checkpoint at the end of the current step, then stop."""
+        """Signal handler: checkpoint at the end of the current step, then stop; inside an evaluation or a probe,
+        stop at once (see `interruptible`)."""
         self.signals.append(signal.Signals(signum).name)
+        if self.parts_before is not None:
+            raise StopRequested(self.signals[0])
+
+    @contextmanager
+    def interruptible(self, loop: LoopState, envs, obs, prev_step: int) -> Iterator[None]:
+        """Evaluations and probes only read the networks and draw from their own RNGs, and can take long (the
+        authors' evaluation is 125k agent steps), so a stop signal abandons them at once: the checkpoint then holds
+        the run as it was when they began (RNG states and metrics offset included) and marks the step unfinished,
+        and resuming redoes them exactly. Raises StopRequested once the checkpoint is on disk."""
+        self.parts_before = run_parts(self.run)
+        try:
+            if self.signals:
+                raise StopRequested(self.signals[0])
+            yield
+        except StopRequested:
+            parts, self.parts_before = self.parts_before, None  # a second signal must not interrupt the save
+            loop.obs, loop.unfinished_step = obs, prev_step
+            save(self.run, loop, envs, self.compress, parts)
+            raise
+        finally:
+            self.parts_before = None
 
     def already_stopped(self, loop: LoopState) -> bool:
         """Re-running a finished stage 1 resumes at its stop and must stop again at once."""
@@ -131,10 +168,9 @@ class Checkpointer:
         return pending
 
 
-def save(run: Run, loop: LoopState, envs, compress: bool = False) -> Path:
-    """Write a checkpoint of the whole run at the loop's current position."""
-    state = {
-        "loop": loop.state_dict(envs),
+def run_parts(run: Run) -> dict[str, Any]:
+    """Everything a checkpoint holds besides the loop position and the replay: agent, reset strategy, RNGs, logger."""
+    return {
         "agent": run.agent.state_dict(),
         "reset": run.reset.state_dict(),
         "rng": {
@@ -146,6 +182,11 @@ def save(run: Run, loop: LoopState, envs, compress: bool = False) -> Path:
         },
         "logger": {**run.logger.position(), "wandb_id": run.logger.wandb_id},
     }
+
+
+def save(run: Run, loop: LoopState, envs, compress: bool = False, parts: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint of the whole run at the loop's current position (with `parts` taken earlier, if given)."""
+    state = {"loop": loop.state_dict(envs), **(parts if parts is not None else run_parts(run))}
     fingerprint = {"identity": identity(run), "shapes": shapes(run)}
     return save_checkpoint(
         run.run_dir,
@@ -202,6 +243,17 @@ def branch(run: Run, path: str) -> LoopState:
     loop = restore(run, state, replay)
     loop.branch_reset = True
     return loop
+
+
+def finished(run_dir: Path) -> bool:
+    """True when the run directory holds a run that reached its end (its last metrics row is `end`)."""
+    path = run_dir / METRICS_FILE
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 4096))
+        last = f.read().splitlines()[-1]
+    return last.startswith(b'{"event": "end"')
 
 
 def start(run: Run) -> LoopState:

@@ -8,6 +8,7 @@ from the env suite that `env.kind` picks (envs/suite.py); the agent is used thro
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -29,11 +30,12 @@ from fire_rl.episodes import EpisodeTracker
 from fire_rl.logging import Progress
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.plots import plot_returns
-from fire_rl.run_state import Checkpointer, LoopState, crossed
+from fire_rl.run_state import Checkpointer, LoopState, StopRequested, crossed
 
 NAMING_KEYS = ("experiment", "agent", "env", "reset", "seed")
-# Preemption: write a checkpoint, then exit cleanly. SIGUSR2 is submitit's time-out/preemption signal: after the
-# checkpoint, submitit's own handler runs (it requeues the job), so the requeued job resumes from that checkpoint.
+# Preemption: write a checkpoint, then end by the signal (a stopped run is not a finished one, so no launcher may
+# record it as a success). SIGUSR2 is submitit's time-out signal: after the checkpoint, submitit's own handler runs
+# (it requeues the job), so the requeued job resumes from that checkpoint. docs/slurm.md: the whole path.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -119,24 +121,30 @@ def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
         task = run.sequence.visits[loop.visit]
         envs = run.suite.make_vector_env(task, run.cfg.agent.num_envs)
         obs = start_visit(run, loop, task, envs, saver)
-        while loop.step < ends[loop.visit]:
-            # --- act and store ---
-            actions = agent.act(obs, loop.step)
-            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
-            replay.add(actions, rewards, terminated, truncated, next_obs)
-            finished = loop.tracker.step(rewards, terminated | truncated, infos.get("game_over"))
-            for episodic_return in log_episodes(run, loop.step, task, finished):
-                progress.episode(episodic_return)
-            obs, prev_step, loop.step = next_obs, loop.step, loop.step + every.stride
-            progress.advance(every.stride, task.name)
-            # --- learn: updates_per_env_step gradient steps per env step, on average ---
-            if loop.step > agent.learning_starts:
-                learn(run, loop, every)
-            # --- evaluation, probes, throughput; then a scheduled reset (so both see the pre-reset network) ---
-            if crossed(prev_step, loop.step, every.eval_every) or loop.step >= run.sequence.total_steps:
-                evaluate(run, loop.step, task)
-            if crossed(prev_step, loop.step, every.metrics_every):
-                probe_metrics(run, loop.step, "periodic")
+        while loop.step < ends[loop.visit] or loop.unfinished_step is not None:
+            if loop.unfinished_step is None:
+                # --- act and store ---
+                actions = agent.act(obs, loop.step)
+                next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+                replay.add(actions, rewards, terminated, truncated, next_obs)
+                finished = loop.tracker.step(rewards, terminated | truncated, infos.get("game_over"))
+                for episodic_return in log_episodes(run, loop.step, task, finished):
+                    progress.episode(episodic_return)
+                obs, prev_step, loop.step = next_obs, loop.step, loop.step + every.stride
+                progress.advance(every.stride, task.name)
+                # --- learn: updates_per_env_step gradient steps per env step, on average ---
+                if loop.step > agent.learning_starts:
+                    learn(run, loop, every)
+            else:  # resumed in a step whose evaluation or probe a stop abandoned: its remaining work, exactly
+                prev_step, loop.unfinished_step = loop.unfinished_step, None
+            # --- evaluation, probes (a stop abandons them, see Checkpointer.interruptible), throughput; then a
+            # scheduled reset (so both see the pre-reset network) ---
+            try:
+                evaluate_and_probe(run, loop, task, prev_step, every, saver, envs, obs)
+            except StopRequested as stop:
+                envs.close()
+                progress.close()
+                return stop.signal_name
             if crossed(prev_step, loop.step, every.log_every):
                 log_train(run, loop.step, task, loop.losses, (loop.step - start_step) / (time.perf_counter() - started))
                 loop.losses.clear()
@@ -155,6 +163,22 @@ def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
     logger.log("end", loop.step)
     plot_returns(run.run_dir)
     return "done"
+
+
+def evaluate_and_probe(
+    run: Run, loop: LoopState, task: Task, prev_step: int, every: Cadence, saver: Checkpointer, envs, obs
+) -> None:
+    """The evaluation and the periodic probe that the step (prev_step, loop.step] is due; a stop signal during
+    them raises StopRequested once a checkpoint that redoes them is on disk."""
+    evaluating = crossed(prev_step, loop.step, every.eval_every) or loop.step >= run.sequence.total_steps
+    probing = crossed(prev_step, loop.step, every.metrics_every)
+    if not (evaluating or probing):
+        return
+    with saver.interruptible(loop, envs, obs, prev_step):
+        if evaluating:
+            evaluate(run, loop.step, task)
+        if probing:
+            probe_metrics(run, loop.step, "periodic")
 
 
 def log_episodes(run: Run, step: int, task: Task, episodes: list[tuple[float, int]]) -> list[float]:
@@ -216,8 +240,13 @@ def main(cfg: DictConfig) -> None:
     try:
         check_run_options(cfg)
         run = build_run(cfg, run_dir)
+        if run_state.finished(run_dir):  # a re-run sweep finishes what is unfinished and leaves the rest alone
+            print(f"run directory: {run_dir} (finished earlier; left as it is)", flush=True)
+            return
         loop = run_state.start(run)
     except (ConfigError, CheckpointError) as err:
+        if os.environ.get("SUBMITIT_FOLDER"):  # a launcher's job: an exception is what submitit records as failed
+            raise
         sys.exit(f"fire_rl: error: {err}")
     saver = Checkpointer(run)
     previous = {sig: signal.signal(sig, saver.request_stop) for sig in STOP_SIGNALS}
@@ -225,10 +254,20 @@ def main(cfg: DictConfig) -> None:
         how = train(run, loop, saver)
     finally:
         run.logger.close()
-    print(f"run directory: {run_dir} ({how})")
-    handler = previous.get(getattr(signal, how, None))
-    if callable(handler):  # e.g. submitit's requeue on SIGUSR2, now that the checkpoint is on disk
-        handler(getattr(signal, how), None)
+    print(f"run directory: {run_dir} ({how})", flush=True)
+    if how in {sig.name for sig in STOP_SIGNALS}:
+        end_by_signal(getattr(signal, how), previous.get(getattr(signal, how)))
+
+
+def end_by_signal(sig: signal.Signals, previous_handler) -> None:
+    """After the stop's checkpoint: the handler that was there before ours (submitit's requeue, which exits
+    itself), then the signal's default action, so the process ends as killed by it (exit status 128 + signal)."""
+    if callable(previous_handler):
+        previous_handler(sig, None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What someone with a GPU runs first: the gpu-marked tests, the learner benchmark (eager vs compiled, CPU and CUDA,
 # then paper_dqn end to end), and a 3-minute +experiment=paper_dqn run on one game (stopped by SIGTERM, which
-# writes a checkpoint and exits 0). Prints one summary at the end; the full output is in $OUT (default gpu_check/).
+# writes a checkpoint and ends the run; timeout then exits 124). Prints one summary at the end; the full output
+# is in $OUT (default gpu_check/).
 #   bash scripts/gpu_check.sh                 # GAME=ALE/Breakout-v5 MINUTES=3 OUT=gpu_check
 set -uo pipefail
 GAME=${GAME:-ALE/Asterix-v5}
@@ -25,4 +26,4 @@ PY
 echo "=== gpu_check summary ($(cat "$OUT/device.txt" | tail -1)) ==="
 echo "gpu tests: $(tail -1 "$OUT/tests.txt") (exit $tests)"
 echo "bench_learner (exit $bench):"; sed 's/^/  /' "$OUT/bench_learner.txt"
-echo "paper_dqn ${GAME}, ${MINUTES} min (exit $run; 0 = stopped by SIGTERM with a checkpoint): ${sps}"
+echo "paper_dqn ${GAME}, ${MINUTES} min (exit $run; 124 = stopped by the timeout's SIGTERM, after a checkpoint): ${sps}"

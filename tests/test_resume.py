@@ -70,7 +70,9 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
+def test_sigterm_writes_a_checkpoint_and_ends_by_the_signal(tmp_path):
+    """A stopped run is not a finished one: after its checkpoint it ends as killed by SIGTERM (exit 128 + 15),
+    so no launcher records it as a success."""
     args = ("+reset=full", *TINY, "env.tasks.0.steps=100000", "torch_threads=1", f"hydra.run.dir={tmp_path}")
     proc = subprocess.Popen(
         command(*args), cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -80,10 +82,69 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     )
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and "(SIGTERM)" in out
+    assert proc.returncode == -signal.SIGTERM and "(SIGTERM)" in out
     (checkpoint,) = list_checkpoints(tmp_path)
     state, _, _ = load_checkpoint(checkpoint)
     assert 0 < state["loop"]["step"] < 100_000 and state["loop"]["envs"] is not None  # mid-visit, envs included
+
+
+# A MinAtar run whose evaluation at step 200 is long (400 greedy episodes) next to everything else; no update
+# before it, so that step 200 comes within milliseconds of the `train` row at step 100.
+LONG_EVAL = [
+    "env=minatar_breakout",
+    "agent=dqn_minatar",
+    "env.tasks.0.steps=300",
+    "agent.learning_starts=200",
+    "agent.buffer_size=1000",
+    "eval_every=200",
+    "eval_episodes=400",
+    "metrics_every=100",
+    "metrics_probe_size=32",
+    "log_every=100",
+    "torch_threads=1",
+    "logger.wandb_mode=disabled",
+    "logger.progress_bar=false",
+]
+STOP_BOUND_S = 10.0  # signal to exit, checkpoint included; measured about 1 s here (docs/slurm.md)
+
+
+def metrics_text(run_dir: Path) -> str:
+    path = run_dir / "metrics.jsonl"
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.slow
+def test_a_stop_during_an_evaluation_abandons_it_checkpoints_at_once_and_resumes_exactly(tmp_path):
+    reference, stopped = tmp_path / "reference", tmp_path / "stopped"
+    assert run_cli(*LONG_EVAL, f"hydra.run.dir={reference}").returncode == 0
+    reference_rows = rows(reference)
+    eval_row = next(i for i, r in enumerate(reference_rows) if r["event"] == "eval" and r["step"] == 200)
+    times = [json.loads(line)["time_s"] for line in (reference / "metrics.jsonl").read_text().splitlines()]
+    eval_s = times[eval_row] - times[eval_row - 1]
+    proc = subprocess.Popen(
+        command(*LONG_EVAL, f"hydra.run.dir={stopped}"),
+        cwd=REPO,
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: '"event": "train", "step": 100,' in metrics_text(stopped), proc)
+    time.sleep(min(1.0, eval_s / 4))  # the loop is now in the evaluation at step 200 (steps 101-200 take ms)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert proc.returncode == -signal.SIGTERM and "(SIGTERM)" in out
+    assert took < STOP_BOUND_S and took < eval_s, (
+        f"stopped {took:.1f} s after the signal; the evaluation takes {eval_s:.1f} s"
+    )
+    (checkpoint,) = list_checkpoints(stopped)
+    state, _, _ = load_checkpoint(checkpoint)
+    assert (state["loop"]["step"], state["loop"]["unfinished_step"]) == (200, 199)  # the step's evaluation is owed
+    resumed = run_cli(*LONG_EVAL, f"hydra.run.dir={stopped}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert rows(stopped) == reference_rows  # the abandoned evaluation redone exactly, nothing twice
 
 
 @pytest.mark.slow
