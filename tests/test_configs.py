@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ from conftest import CONFIG_DIR, compose_cfg
 from omegaconf import OmegaConf
 
 from envs.suite import build_suite
-from fire_rl.build import attach_regularizer, build_reset, make_agent
+from fire_rl.build import attach_regularizer, build_reset, check_run_options, make_agent
 from fire_rl.resets.base import ResetStrategy
 
 GROUP_FILES = sorted(p for p in Path(CONFIG_DIR).glob("*/*.yaml") if p.parent.name not in ("hydra", "experiment"))
@@ -70,3 +72,28 @@ def test_every_key_is_commented():
                 continue
             if ":" in stripped and not stripped.startswith("_target_"):
                 assert "#" in stripped, f"{path.name}: uncommented key line {stripped!r}"
+
+
+def readme_quick_trials() -> list[tuple[str, list[str]]]:
+    """(preset, overrides) of every line of the README's table "Trying a preset at a small budget"."""
+    text = (Path(CONFIG_DIR).parent / "README.md").read_text()
+    section = text.split("### Trying a preset at a small budget", 1)[1].split("\n#", 1)[0]
+    trials = re.findall(r"^\| `(\w+)` \| `python -m fire_rl.train ([^`]+)` \|$", section, flags=re.M)
+    return [(preset, shlex.split(command)) for preset, command in trials]
+
+
+def test_the_readme_has_a_quick_trial_for_every_experiment_preset():
+    assert sorted(preset for preset, _ in readme_quick_trials()) == sorted(p.stem for p in EXPERIMENT_FILES)
+
+
+@pytest.mark.parametrize("preset, overrides", readme_quick_trials(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_quick_trial_fits_its_own_budget(preset, overrides):
+    """The quick trial's warm-up, evaluation, intervention and probes all happen within its shortened budget."""
+    cfg = compose_cfg(overrides)
+    check_run_options(cfg)
+    total = build_suite(OmegaConf.to_container(cfg.env, resolve=True)).sequence.total_steps
+    assert f"+experiment={preset}" in overrides
+    assert cfg.agent.learning_starts < total and cfg.eval_every <= total and cfg.metrics_every <= total
+    assert all(step < total for step in cfg.get("reset_at_steps") or [])
+    if cfg.eval_protocol == "vector_steps":
+        assert cfg.eval_steps <= total
