@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from envs.sequence import TaskSequence  # noqa: E402
 from fire_rl import compare_stats as st  # noqa: E402
+from fire_rl.compare_intervention import intervention_rows  # noqa: E402
 from fire_rl.compare_stats import Series, align, as_series, bootstrap_band, plasticity_keys  # noqa: E402
 
 PHASE_ORDER = {"periodic": 0, "pre_reset": 1, "post_reset": 2}
@@ -310,6 +311,9 @@ def write_outputs(out, groups, baseline, references, notes, args) -> Path:
         "continual": write_table(out, "continual", st.continual_rows(groups, norms, scales, references, args.reps)),
         "plasticity": write_table(out, "plasticity", st.plasticity_rows(groups, args.reps)),
     }
+    interventions = intervention_rows(groups, args.reps)
+    if interventions:  # runs with one intervention: a branch, or a scheduled reset
+        tables["intervention"] = write_table(out, "intervention", interventions)
     notes = notes + [
         f"{r.path}: no final evaluation (step {r.sequence.total_steps}): in the curves, not in the tables"
         for runs in groups.values()
@@ -333,8 +337,11 @@ def report_text(groups: dict[str, list], baseline: str, figures: list, tables: d
         "aggregate": ("Aggregate over seeds x tasks", AGGREGATE_TEXT.format(baseline=baseline, reps=args.reps)),
         "continual": ("Continual metrics", CONTINUAL_TEXT),
         "plasticity": ("Plasticity at the end of every visit", PLASTICITY_TEXT),
+        "intervention": ("What the intervention did", INTERVENTION_TEXT),
     }
     for name, (title, text) in texts.items():
+        if name not in tables:
+            continue
         extra = ["", f"Scores: {scores}."] if name == "aggregate" else []
         lines += ["", f"## {title} ([{name}.csv]({name}.csv), [{name}.md]({name}.md))", "", text, *extra, ""]
         lines.append(tables[name])
@@ -396,6 +403,16 @@ CONTINUAL_TEXT = (
     "each later visit to another task (isolated forgetting); `cora_zero_shot` = mean gain of p_i over each visit "
     "before task i is first trained (zero-shot forward transfer). Definitions: fire_rl/compare_stats.py."
 )
+INTERVENTION_TEXT = (
+    "For runs with one intervention (a branch from a shared checkpoint, or the first reset): each plasticity key "
+    "just before it (`@before`; for a branch, the stage-1 probe at the branch point), just after it (`@after`; the "
+    "same probe where nothing was reset, as for `none`) and at the run's end (`@end`); and the reset's diagnostics: "
+    "`reset_sfe_vs_full`, the squared distance moved over the touched layers divided by what a full reset to theta0 "
+    "would move (the paper's normalised SFE; 1 for a full reset), `reset_dfi_raw_before`/`after`, the paper's "
+    "||W^T W - I||_F^2 summed over the touched layers, and `reset_sv_min`, FIRE's smallest singular value after its "
+    "projection. Cells: mean over runs [95% bootstrap CI]."
+)
+
 PLASTICITY_TEXT = (
     "The probes of the plasticity figure, read at the end of every task visit (the last probe at or before it; at a "
     "switch, the one just before the reset) and, where a reset followed, just after it: pooled dormant ratio (%, "

@@ -474,3 +474,46 @@ def test_plasticity_table_reads_each_visit_end_and_the_probe_after_its_reset():
     assert table[0]["q/dormant_0.025/all"] == 20.0 and table[0]["q/dormant_0.025/all@after_reset"] == 2.0
     assert table[0]["q/effective_rank/fc1"] == 4.0 and table[0]["q/effective_rank/fc1@after_reset"] == 9.0
     assert table[1]["q/dormant_0.025/all"] == 7.0 and math.isnan(table[1]["q/dormant_0.025/all@after_reset"])
+
+
+def test_intervention_table_reads_probes_around_the_branch_and_the_reset_diagnostics():
+    """Hand-built rows: a branch at step 100 with a reset (pre/post probes, two layers), and a `none` branch whose
+    only probe at the branch point is stage 1's."""
+    from types import SimpleNamespace
+
+    from fire_rl.compare_intervention import intervention_rows
+
+    key = "plasticity/q/dormant_0.025/all"
+    stage1 = [{"event": "plasticity", "step": 100, "phase": "periodic", key: 30.0}]
+    reset = {
+        "event": "reset",
+        "step": 100,
+        "reset/q/a/sfe": 2.0,
+        "reset/q/a/sfe_normalised": 0.5,
+        "reset/q/b/sfe": 1.0,
+        "reset/q/b/sfe_normalised": 0.25,
+        "reset/q/a/dfi_raw_before": 10.0,
+        "reset/q/a/dfi_raw_after": 1.0,
+        "reset/q/b/dfi_raw_before": 5.0,
+        "reset/q/b/dfi_raw_after": 2.0,
+        "reset/fire/sv_min": 0.9,
+    }
+    fire_rows = [
+        {"event": "plasticity", "step": 100, "phase": "pre_reset", key: 31.0},
+        reset,
+        {"event": "plasticity", "step": 100, "phase": "post_reset", key: 10.0},
+        {"event": "plasticity", "step": 200, "phase": "periodic", key: 20.0},
+    ]
+    none_rows = [{"event": "plasticity", "step": 200, "phase": "periodic", key: 40.0}]
+    branch = {"branch_from": "stage1/checkpoints/step_000000000100"}
+
+    def run(rows):
+        return SimpleNamespace(config=branch, rows=rows, curve_rows=stage1 + rows)
+
+    fire, none = intervention_rows({"fire": [run(fire_rows)], "none": [run(none_rows)]}, reps=10)
+    short = key.removeprefix("plasticity/")
+    assert (fire[f"{short}@before"], fire[f"{short}@after"], fire[f"{short}@end"]) == (31.0, 10.0, 20.0)
+    assert fire["reset_sfe_vs_full"] == pytest.approx(3.0 / 8.0)  # (2 + 1) / (2 / 0.5 + 1 / 0.25)
+    assert (fire["reset_dfi_raw_before"], fire["reset_dfi_raw_after"], fire["reset_sv_min"]) == (15.0, 3.0, 0.9)
+    assert (none[f"{short}@before"], none[f"{short}@after"], none[f"{short}@end"]) == (30.0, 30.0, 40.0)
+    assert math.isnan(none["reset_sfe_vs_full"])
