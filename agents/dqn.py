@@ -181,6 +181,26 @@ class DQNAgent:
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, torch.Tensor]:
         """One gradient step on TD loss (+ the regulariser's penalty), and a hard target copy whenever `step` crosses
         a multiple of target_update_every. Returns detached device tensors: nothing is read back here."""
+        values = self._gradient_step(batch)
+        if step // self.target_update_every > self.last_target_sync // self.target_update_every:
+            self.target.load_state_dict(self.q.state_dict())
+            self.last_target_sync = step
+        return values
+
+    def prime_update(
+        self, batch: dict[str, np.ndarray], index: int, steps_per_update: float
+    ) -> dict[str, torch.Tensor]:
+        """A priming update: the same gradient step, and a hard target copy after every target_update_every agent
+        steps' worth of updates (MinAtar preset: every 1,000 updates), so priming does not regress onto the
+        initial target. The training schedule's own last copy is left as it was."""
+        values = self._gradient_step(batch)
+        updates_per_copy = max(1, round(self.target_update_every / steps_per_update))
+        if (index + 1) % updates_per_copy == 0:
+            self.target.load_state_dict(self.q.state_dict())
+        return values
+
+    def _gradient_step(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """TD loss (+ the regulariser's penalty), one optimizer step; the detached losses."""
         td = self.losses(batch)["q"]
         loss, values = td, {LOSS_KEYS[0]: td.detach()}
         if self.regularizer is not None:
@@ -189,9 +209,6 @@ class DQNAgent:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        if step // self.target_update_every > self.last_target_sync // self.target_update_every:
-            self.target.load_state_dict(self.q.state_dict())
-            self.last_target_sync = step
         return values
 
     @property

@@ -79,6 +79,17 @@ class GradientLosses(Protocol):
 
 
 @runtime_checkable
+class Primable(Protocol):
+    """Heavy priming (Nikishin et al. 2022, section 3): many gradient updates at one agent step, on the replay as it
+    is when learning starts, following the agent's own update rules."""
+
+    def prime_update(self, batch: Batch, index: int, steps_per_update: float) -> dict[str, Tensor]:
+        """Priming update number `index` (from 0); `steps_per_update` agent steps is what one update stands for in
+        training (1 / updates_per_env_step), so rules keyed on agent steps (DQN's target copy) count updates here."""
+        ...
+
+
+@runtime_checkable
 class FreshInit(Protocol):
     """Fresh initialisations of the networks from their own initialisers, reproducible from a draw number (ReDo)."""
 

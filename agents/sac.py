@@ -307,6 +307,14 @@ class SACAgent:
                 values[f"losses/{self.regularizer.name}/{net}"] = penalty.detach()
         return values
 
+    def prime_update(
+        self, batch: dict[str, np.ndarray], index: int, steps_per_update: float
+    ) -> dict[str, torch.Tensor]:
+        """A priming update is an ordinary update: nothing in SAC's rules is keyed on agent steps. The Polyak target
+        (tau per update) follows the primed critic as it would in training: after N updates it is
+        (1 - tau)^N of the way from where it started."""
+        return self.update(batch, 0)
+
     def _step_with_penalty(self, optimizer, loss: torch.Tensor, net: nn.Module, name: str) -> torch.Tensor | None:
         """Step one network on its loss plus the regulariser's penalty on it; returns the penalty (None without)."""
         penalty = self.regularizer.penalty(net, self.theta0[name]) if self.regularizer is not None else None

@@ -17,7 +17,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from agents.protocol import Agent, Regularizable
+from agents.protocol import Agent, Primable, Regularizable
 from envs.sequence import TaskSequence
 from envs.suite import SUITES, EnvSuite, Spaces, build_suite, suite_class
 from fire_rl import evaluation
@@ -62,6 +62,8 @@ def build_run(cfg: DictConfig, run_dir: Path) -> Run:
     spaces = suite.spaces()
     device = resolve_device(cfg.device)
     agent = make_agent(cfg.agent, spaces, device, cfg.seed)
+    if cfg.get("prime_updates", 0) and not isinstance(agent, Primable):
+        raise ConfigError(f"prime_updates needs an agent that is Primable; {type(agent).__name__} is not")
     replay_device = resolve_replay_device(cfg.agent.get("replay_device", "host"), suite, spaces, cfg, device)
     replay = suite.make_replay(spaces, cfg.agent.buffer_size, cfg.agent.num_envs, cfg.seed, device=replay_device)
     reset = build_reset(cfg)
@@ -103,7 +105,19 @@ def validate_loop(cfg: DictConfig) -> None:
         check_positive(f"agent.{key}", cfg.agent[key])
     check_positive("agent.updates_per_env_step", cfg.agent.updates_per_env_step, allow_zero=True)
     check_positive("agent.learning_starts", cfg.agent.learning_starts, allow_zero=True)
+    check_priming(cfg)
     check_choice("logger.wandb_mode", cfg.logger.wandb_mode, WANDB_MODES)
+
+
+def check_priming(cfg: DictConfig) -> None:
+    """Priming needs transitions to prime on: the replay as it is when learning starts."""
+    check_positive("prime_updates", cfg.get("prime_updates", 0), allow_zero=True)
+    if cfg.get("prime_updates", 0) and cfg.agent.learning_starts < cfg.agent.batch_size:
+        raise ConfigError(
+            f"prime_updates={cfg.prime_updates} primes on the replay as it is when learning starts, which holds "
+            f"agent.learning_starts={cfg.agent.learning_starts} transitions: give at least one batch "
+            f"(agent.batch_size={cfg.agent.batch_size}), or prime_updates=0"
+        )
 
 
 def check_pairing(agent_name: str, kind: str) -> None:

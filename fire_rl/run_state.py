@@ -64,6 +64,7 @@ class LoopState:
     # A stop abandoned the evaluation or probe of the step that ended at `step`; this is that step's start, and
     # resuming does that step's evaluation, probes and the rest of its work first.
     unfinished_step: int | None = None
+    primed: bool = False  # the `prime_updates` priming is done (it happens once, when learning starts)
 
     def state_dict(self, envs) -> dict[str, Any]:
         """Plain data for a checkpoint; `envs` (mid-visit) is snapshotted exactly."""

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,7 @@ class Cadence:
     eval_every: int
     metrics_every: int
     log_every: int
+    prime_updates: int
 
     @classmethod
     def of(cls, run: Run) -> Cadence:
@@ -106,6 +108,7 @@ class Cadence:
             cfg.eval_every,
             cfg.metrics_every,
             cfg.log_every,
+            cfg.get("prime_updates", 0),
         )
 
 
@@ -192,12 +195,31 @@ def log_episodes(run: Run, step: int, task: Task, episodes: list[tuple[float, in
 def learn(run: Run, loop: LoopState, every: Cadence) -> None:
     """The updates this vector step has earned (fractional credit carries over: 0.25 per step is one every 4), each
     followed by the strategy's per-update work (CBP); losses stay device tensors until a `train` row is written."""
+    if every.prime_updates and not loop.primed:
+        prime(run, loop, every)
     loop.update_credit += every.stride * every.updates_per_env_step
     while loop.update_credit >= 1.0:
         for key, value in run.agent.update(run.replay.sample(every.batch_size), loop.step).items():
             loop.losses[key].append(value)
         run.reset.after_update(run.agent, loop.step)
         loop.update_credit -= 1.0
+
+
+def prime(run: Run, loop: LoopState, every: Cadence) -> None:
+    """Heavy priming (Nikishin et al. 2022, section 3), once, as learning starts: `prime_updates` gradient updates on
+    the replay as it is now, by the agent's own update rules (agents/protocol.py, Primable); a `prime` row holds the
+    mean losses of its last 100 updates. Reset strategies' per-update work (CBP) does not run during priming."""
+    started, tail = time.perf_counter(), defaultdict(lambda: deque(maxlen=100))
+    steps_per_update = 1.0 / every.updates_per_env_step if every.updates_per_env_step else 1.0
+    for index in range(every.prime_updates):
+        batch = run.replay.sample(every.batch_size)
+        for key, value in run.agent.prime_update(batch, index, steps_per_update).items():
+            tail[key].append(value)
+    values = {key.replace("losses/", "prime/", 1): mean_of(list(v)) for key, v in tail.items()}
+    seconds = time.perf_counter() - started
+    values |= {"prime/updates": every.prime_updates, "prime/replay_size": len(run.replay), "prime/wall_time_s": seconds}
+    run.logger.log("prime", loop.step, **values)
+    loop.primed = True
 
 
 def mean_of(values: list) -> float:

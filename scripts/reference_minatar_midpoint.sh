@@ -9,6 +9,7 @@
 # recycles every 1,000 agent steps from the branch point on. Runs go JOBS at a time, one torch thread each.
 # Re-running a stage continues every unfinished run from its last checkpoint and leaves finished runs alone.
 # Settings (environment variables, defaults in brackets):
+#   EXPERIMENT [minatar_midpoint]  UNPRIMED [empty; 1: also the unprimed yardstick, prime_updates=0, group unprimed]
 #   GAME [SpaceInvaders]  MIDPOINT [150000]  END [300000]  SEEDS ["0 1 2 3 4"]  JOBS [2]
 #   METHODS ["none full shrink_perturb shrink_perturb_all fire fire_all dash redo plasticity_injection"]
 #   OUT [runs/minatar_midpoint]  RESULTS [docs/results/minatar_midpoint]
@@ -17,6 +18,8 @@
 set -euo pipefail
 stage=${1:?usage: reference_minatar_midpoint.sh pilot|sweep|report [overrides...]}
 shift
+EXPERIMENT=${EXPERIMENT:-minatar_midpoint}
+UNPRIMED=${UNPRIMED:-}
 GAME=${GAME:-SpaceInvaders}
 MIDPOINT=${MIDPOINT:-150000}
 END=${END:-300000}
@@ -36,12 +39,13 @@ method_overrides() {
     fire_all) echo "+reset=fire reset.policy=project_all reset.name=fire_all" ;;    # every layer projected
     shrink_perturb_all) echo "+reset=shrink_perturb reset.policy=all reset.name=shrink_perturb_all" ;;
     redo) echo "+reset=redo" ;;  # periodic: every 1,000 agent steps from the branch point on
+    cbp) echo "+reset=cbp" ;;    # continual: every update from the branch point on
     *) echo "unknown method '$1'; valid: none full shrink_perturb shrink_perturb_all fire fire_all dash redo" \
-      "plasticity_injection" >&2; return 2 ;;
+      "plasticity_injection cbp" >&2; return 2 ;;
   esac
 }
 
-common=("+experiment=minatar_midpoint" "env.tasks.0.env_id=MinAtar/${GAME}-v0" "env.tasks.0.steps=${END}"
+common=("+experiment=${EXPERIMENT}" "env.tasks.0.env_id=MinAtar/${GAME}-v0" "env.tasks.0.steps=${END}"
   "reset_at_steps=[${MIDPOINT}]" "logger.progress_bar=false" "logger.wandb_mode=disabled" "$@")
 checkpoint_of() { echo "${OUT}/${GAME}/seed$1/stage1/checkpoints/step_$(printf '%012d' "${MIDPOINT}")"; }
 finished() { [ -f "$1/metrics.jsonl" ] && tail -n 1 "$1/metrics.jsonl" | grep -q '"event": "end"'; }
@@ -60,9 +64,16 @@ run_all() {
   return $failed
 }
 
+# The unprimed yardstick of a priming experiment: the same preset, warm-up and seeds, no priming, no intervention.
+UNPRIMED_RUN="prime_updates=0 +reset=none reset.name=unprimed"
+
 pilot() {
   for seed in ${PILOT_SEEDS}; do
     echo "${OUT}/pilot/${GAME}/seed${seed} ${common[*]} seed=${seed} eval_episodes=${PILOT_EPISODES}"
+    if [ -n "${UNPRIMED}" ]; then
+      echo "${OUT}/pilot/${GAME}/unprimed/seed${seed} ${common[*]} seed=${seed} eval_episodes=${PILOT_EPISODES}" \
+        "${UNPRIMED_RUN}"
+    fi
   done | run_all
 }
 
@@ -75,6 +86,9 @@ sweep() {
       echo "${OUT}/${GAME}/seed${seed}/${method} ${common[*]} seed=${seed} $(method_overrides "$method")" \
         "branch_from=$(checkpoint_of "$seed")"
     done
+    if [ -n "${UNPRIMED}" ]; then
+      echo "${OUT}/${GAME}/seed${seed}/unprimed ${common[*]} seed=${seed} ${UNPRIMED_RUN}"
+    fi
   done | run_all
 }
 
@@ -89,5 +103,5 @@ case "$stage" in
   report) report ;;
   *) echo "unknown stage '$stage'; valid: pilot, sweep, report" >&2; exit 2 ;;
 esac
-echo "reference_minatar_midpoint ${stage}: $(($(date +%s) - started)) s (GAME=${GAME} MIDPOINT=${MIDPOINT} END=${END}," \
+echo "reference_minatar_midpoint ${stage}: $(($(date +%s) - started)) s (${EXPERIMENT}, GAME=${GAME} MIDPOINT=${MIDPOINT} END=${END}," \
   "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
