@@ -204,3 +204,29 @@ def test_two_job_sweep_through_the_submitit_local_launcher(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     finished = [p.parent for p in tmp_path.glob("*/metrics.jsonl") if rows(p.parent)[-1]["event"] == "end"]
     assert len(finished) == 2
+
+
+@pytest.mark.slow
+def test_rerunning_a_sweep_finishes_what_is_unfinished_and_leaves_the_rest_alone(tmp_path):
+    """The documented recipe: pin hydra.sweep.dir and run the same command again after a kill."""
+    sweep = [
+        "-m",
+        "+reset=none,full",
+        *TINY_SWEEP,
+        "checkpoint_every=50",
+        "torch_threads=1",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    proc = subprocess.Popen(command(*sweep), cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = lambda: next(iter(tmp_path.glob("1_*")), None)  # noqa: E731  (jobs run one after another)
+    wait_for(lambda: second() is not None and len(list_checkpoints(second())) >= 1, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (first,) = tmp_path.glob("0_*")
+    done_before = (first / "metrics.jsonl").read_bytes()
+    assert rows(first)[-1]["event"] == "end" and rows(second())[-1]["event"] != "end"
+    again = run_cli(*sweep)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "finished earlier; left as it is" in again.stdout and "resuming" in again.stderr
+    assert (first / "metrics.jsonl").read_bytes() == done_before
+    assert rows(second())[-1]["event"] == "end"
