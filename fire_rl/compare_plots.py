@@ -405,8 +405,10 @@ CONTINUAL_TEXT = (
 )
 INTERVENTION_TEXT = (
     "For runs with one intervention (a branch from a shared checkpoint, or the first reset): each plasticity key "
-    "just before it (`@before`; for a branch, the stage-1 probe at the branch point), just after it (`@after`; the "
-    "same probe where nothing was reset, as for `none`) and at the run's end (`@end`); and the reset's diagnostics: "
+    "just before it (`@before`: the pre-reset probe; where nothing was reset, as for `none`, the stage-1 probe at the "
+    "branch point, another sample of the same replay), just after it (`@after`, on the pre-reset probe's "
+    "observations; the `@before` value where nothing was reset) and at the run's end (`@end`); and the reset's "
+    "diagnostics: "
     "`reset_sfe_vs_full`, the squared distance moved over the touched layers divided by what a full reset to theta0 "
     "would move (the paper's normalised SFE; 1 for a full reset), `reset_dfi_raw_before`/`after`, the paper's "
     "||W^T W - I||_F^2 summed over the touched layers, and `reset_sv_min`, FIRE's smallest singular value after its "
