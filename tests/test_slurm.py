@@ -8,7 +8,6 @@ once with `scontrol update StartTime=now`, which changes nothing else about the 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -18,14 +17,15 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_train
+from golden_rows import read_rows
 
 from fire_rl.checkpoint import list_checkpoints
+from fire_rl.run_state import finished
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SCRIPT = REPO / "scripts" / "slurm_local.sh"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-VOLATILE = {"time_s", "charts/sps", "reset/wall_time_s"}
 LAUNCHER = [
     "hydra/launcher=slurm",
     "hydra.launcher.partition=debug",
@@ -68,13 +68,7 @@ def slurm():
 
 
 def rows(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in lines]
-
-
-def finished(run_dir: Path) -> bool:
-    path = run_dir / "metrics.jsonl"
-    return path.exists() and json.loads(path.read_text().splitlines()[-1])["event"] == "end"
+    return read_rows(run_dir / "metrics.jsonl")
 
 
 def jobs() -> list[tuple[str, str, str]]:
