@@ -3,20 +3,24 @@
 #   bash scripts/reference_minatar_midpoint.sh pilot    # from-scratch runs to the end, many evaluation episodes
 #   bash scripts/reference_minatar_midpoint.sh sweep    # stage 1 per seed, then every method branched from it
 #   bash scripts/reference_minatar_midpoint.sh report   # fire_rl.compare over the branches -> RESULTS
+#   bash scripts/reference_minatar_midpoint.sh carry    # trimmed run directories -> CARRY, to commit
 # `sweep` runs `report` at its end. Per seed, stage 1 trains +experiment=minatar_midpoint to MIDPOINT and stops
 # with a checkpoint; every method then loads that same checkpoint (online, target, optimizer, theta0, replay, RNG),
 # applies its one intervention at the branch point and trains to the end. ReDo is periodic by definition: it
 # recycles every 1,000 agent steps from the branch point on. Runs go JOBS at a time, one torch thread each.
 # Re-running a stage continues every unfinished run from its last checkpoint and leaves finished runs alone.
+# A sweep outlives a session, and its machine may not come back: `carry` copies the run directories into CARRY
+# with only the checkpoints resuming needs (scripts/carry_runs.py), and `sweep` first restores from CARRY every run
+# that OUT lacks or holds less far along, so on a new machine the same command goes on where the carried runs were.
 # Settings (environment variables, defaults in brackets):
 #   EXPERIMENT [minatar_midpoint]  UNPRIMED [empty; 1: also the unprimed yardstick, prime_updates=0, group unprimed]
 #   GAME [SpaceInvaders]  MIDPOINT [150000]  END [300000]  SEEDS ["0 1 2 3 4"]  JOBS [2]
 #   METHODS ["none full shrink_perturb shrink_perturb_all fire fire_all dash redo plasticity_injection"]
-#   OUT [runs/minatar_midpoint]  RESULTS [docs/results/minatar_midpoint]
+#   OUT [runs/minatar_midpoint]  RESULTS [docs/results/minatar_midpoint]  CARRY [RESULTS/run_dirs]
 #   PILOT_SEEDS ["0 1 2"]  PILOT_EPISODES [100]
 # Extra arguments are Hydra overrides passed to every training run (e.g. device=cuda).
 set -euo pipefail
-stage=${1:?usage: reference_minatar_midpoint.sh pilot|sweep|report [overrides...]}
+stage=${1:?usage: reference_minatar_midpoint.sh pilot|sweep|report|carry [overrides...]}
 shift
 EXPERIMENT=${EXPERIMENT:-minatar_midpoint}
 UNPRIMED=${UNPRIMED:-}
@@ -28,6 +32,7 @@ JOBS=${JOBS:-2}
 METHODS=${METHODS:-"none full shrink_perturb shrink_perturb_all fire fire_all dash redo plasticity_injection"}
 OUT=${OUT:-runs/minatar_midpoint}
 RESULTS=${RESULTS:-docs/results/minatar_midpoint}
+CARRY=${CARRY:-${RESULTS}/run_dirs}
 PILOT_SEEDS=${PILOT_SEEDS:-"0 1 2"}
 PILOT_EPISODES=${PILOT_EPISODES:-100}
 
@@ -77,7 +82,10 @@ pilot() {
   done | run_all
 }
 
+carry_runs() { python "$(dirname "$0")/carry_runs.py" "$@"; }
+
 sweep() {
+  if [ -d "${CARRY}" ]; then carry_runs restore "${CARRY}" "${OUT}/${GAME}"; fi
   for seed in ${SEEDS}; do
     echo "${OUT}/${GAME}/seed${seed}/stage1 ${common[*]} seed=${seed} stop_at_step=${MIDPOINT}"
   done | run_all
@@ -101,7 +109,8 @@ case "$stage" in
   pilot) pilot ;;
   sweep) sweep && report ;;
   report) report ;;
-  *) echo "unknown stage '$stage'; valid: pilot, sweep, report" >&2; exit 2 ;;
+  carry) carry_runs save "${OUT}/${GAME}" "${CARRY}" ;;
+  *) echo "unknown stage '$stage'; valid: pilot, sweep, report, carry" >&2; exit 2 ;;
 esac
 echo "reference_minatar_midpoint ${stage}: $(($(date +%s) - started)) s (${EXPERIMENT}, GAME=${GAME} MIDPOINT=${MIDPOINT} END=${END}," \
   "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))"

@@ -1,0 +1,104 @@
+"""Carry a sweep's run directories between machines through the repository, trimmed to what resuming needs.
+
+A reference sweep runs for longer than one session, and the machine it ran on may not come back. `save` copies
+each run directory under SRC into DEST with only what the sweep needs to go on: every file of the run (metrics,
+configs, logs) and at most one checkpoint. A run that is not finished (no `end` row: cut off, or stopped on purpose
+at `stop_at_step` like a stage-1 run, whose last checkpoint is the shared branch point) keeps its newest complete
+checkpoint; a finished run keeps none (its metrics are all a report reads).
+`restore` copies each run of DEST into OUT where OUT does not hold that run at least as far along, so re-running
+the sweep command resumes every run instead of starting it again.
+
+    python scripts/carry_runs.py save runs/minatar_midpoint/SpaceInvaders docs/results/minatar_midpoint/run_dirs
+    python scripts/carry_runs.py restore docs/results/minatar_midpoint/run_dirs runs/minatar_midpoint/SpaceInvaders
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from fire_rl.checkpoint import list_checkpoints
+from fire_rl.logging import METRICS_FILE
+from fire_rl.run_state import finished
+
+CONFIG_FILE = "config.yaml"
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """The run directories under `root` (those holding a config), relative to it."""
+    return sorted(p.parent.relative_to(root) for p in root.rglob(CONFIG_FILE) if p.parent.name != ".hydra")
+
+
+def checkpoint_to_keep(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of an unfinished run; None for a finished one (see the module docstring)."""
+    checkpoints = list_checkpoints(run_dir)
+    return checkpoints[-1] if checkpoints and not finished(run_dir) else None
+
+
+def progress(run_dir: Path) -> tuple[bool, int]:
+    """How far a run is along, comparable with <: (True, 0) once finished, else (False, newest checkpoint's step)."""
+    if finished(run_dir):
+        return True, 0
+    checkpoints = list_checkpoints(run_dir)
+    return False, int(checkpoints[-1].name.removeprefix("step_")) if checkpoints else -1
+
+
+def copy_trimmed(src: Path, dest: Path) -> None:
+    """Replace `dest` with `src`'s files, its `.hydra` folder and only the checkpoint it needs."""
+    tmp = dest.with_name(dest.name + ".carrying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("checkpoints"))
+    keep = checkpoint_to_keep(src)
+    if keep is not None:
+        shutil.copytree(keep, tmp / keep.relative_to(src))
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+
+
+def save(src: Path, dest: Path) -> list[Path]:
+    """Copy every run of `src` that `dest` does not already hold as far along; return those copied."""
+    copied = []
+    for rel in run_dirs(src):
+        if (dest / rel).is_dir() and progress(dest / rel) == progress(src / rel):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        copy_trimmed(src / rel, dest / rel)
+        copied.append(rel)
+    return copied
+
+
+def restore(src: Path, out: Path) -> list[Path]:
+    """Copy every run of `src` (a carried tree) that `out` lacks or holds less far along; return those copied."""
+    copied = []
+    for rel in run_dirs(src):
+        here = out / rel
+        if (here / METRICS_FILE).exists() and progress(here) >= progress(src / rel):
+            continue
+        here.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(here, ignore_errors=True)
+        shutil.copytree(src / rel, here)
+        copied.append(rel)
+    return copied
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["save", "restore"])
+    parser.add_argument("src", type=Path, help="save: the sweep's output root; restore: the carried tree")
+    parser.add_argument("dest", type=Path, help="save: the carried tree; restore: the sweep's output root")
+    args = parser.parse_args(argv)
+    if not args.src.is_dir():
+        print(f"carry_runs: {args.action}: no directory {args.src}", file=sys.stderr)
+        return 2
+    copied = (save if args.action == "save" else restore)(args.src, args.dest)
+    for rel in copied:
+        done, step = progress(args.dest / rel)
+        print(f"{args.action}: {rel} ({'finished' if done else f'checkpoint at step {step}'})")
+    print(f"carry_runs {args.action}: {len(copied)} run(s) copied into {args.dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Carrying a sweep's run directories to another machine (scripts/carry_runs.py): what is kept, and that the carried
+runs resume and branch exactly as the originals would have."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from golden_rows import read_rows
+from test_resume import ENV, RUN, run_cli
+
+from fire_rl.checkpoint import list_checkpoints
+from fire_rl.run_state import finished
+
+CARRY = [sys.executable, str(REPO / "scripts" / "carry_runs.py")]
+
+
+def carry(*args) -> subprocess.CompletedProcess:
+    result = subprocess.run([*CARRY, *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def checkpoint_steps(run_dir) -> list[int]:
+    return [int(p.name.removeprefix("step_")) for p in list_checkpoints(run_dir)]
+
+
+@pytest.mark.slow
+def test_carried_runs_resume_and_branch_as_the_originals(tmp_path):
+    out, carried = tmp_path / "machine" / "sweep", tmp_path / "repository" / "run_dirs"
+    stage1, cut, whole = out / "stage1", out / "fire_cut", out / "fire"
+    assert run_cli(*RUN, "stop_at_step=300", f"hydra.run.dir={stage1}").returncode == 0
+    branch = [*RUN, "+reset=fire", "reset.at_switch=false", f"branch_from={stage1}/checkpoints/step_000000000300"]
+    assert run_cli(*branch, f"hydra.run.dir={whole}").returncode == 0
+    assert run_cli(*branch, "stop_at_step=450", f"hydra.run.dir={cut}").returncode == 0  # a run cut off at 450
+    assert finished(whole) and not finished(cut) and not finished(stage1)
+
+    saved = carry("save", out, carried).stdout
+    assert "3 run(s) copied" in saved
+    assert checkpoint_steps(carried / "stage1") == [300]  # the branch point only
+    assert checkpoint_steps(carried / "fire_cut") == [450]  # where it resumes
+    assert checkpoint_steps(carried / "fire") == []  # finished: its metrics are all a report needs
+    assert (carried / "fire" / ".hydra" / "overrides.yaml").exists()
+    assert "0 run(s) copied" in carry("save", out, carried).stdout  # nothing moved on since
+
+    reference = {name: read_rows(out / name / "metrics.jsonl") for name in ("stage1", "fire")}
+    shutil.rmtree(tmp_path / "machine")  # the machine is gone; the repository came along
+    assert "3 run(s) copied" in carry("restore", carried, out).stdout
+
+    resumed = run_cli(*branch, f"hydra.run.dir={cut}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {cut} at step 450" in resumed.stderr
+    assert read_rows(cut / "metrics.jsonl") == reference["fire"]
+    again = run_cli(*branch, f"hydra.run.dir={out / 'fire_again'}")  # a new method from the carried branch point
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert read_rows(out / "fire_again" / "metrics.jsonl") == reference["fire"]
+    assert read_rows(stage1 / "metrics.jsonl") == reference["stage1"]
+
+
+def test_restore_never_replaces_a_run_that_is_further_along(tmp_path):
+    def make(root, name, rows, steps):
+        run = root / name
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_text("seed: 0\n")
+        (run / "metrics.jsonl").write_text("".join(f'{{"event": "{r}", "step": 1}}\n' for r in rows))
+        for step in steps:
+            (run / "checkpoints" / f"step_{step:012d}").mkdir()
+        return run
+
+    carried, out = tmp_path / "carried", tmp_path / "out"
+    make(carried, "a", ["train"], [100])
+    make(carried, "b", ["train"], [100])
+    make(carried, "c", ["train", "end"], [])
+    make(out, "a", ["train"], [200])  # further along here
+    make(out, "b", ["train"], [50])  # behind the carried copy
+    restored = carry("restore", carried, out).stdout
+    assert "restore: b (checkpoint at step 100)" in restored and "restore: c (finished)" in restored
+    assert "restore: a" not in restored and checkpoint_steps(out / "a") == [200]
+    assert checkpoint_steps(out / "b") == [100]
+
+
+@pytest.mark.slow
+def test_the_midpoint_sweep_goes_on_from_its_carried_runs_on_a_new_machine(tmp_path):
+    """`reference_minatar_midpoint.sh sweep`, `carry`, the machine gone, `sweep` again: every run restored and
+    none trained again, and the report written."""
+    pytest.importorskip("minatar")
+    out, results = tmp_path / "machine" / "out", tmp_path / "repository" / "results"
+    settings = {"MIDPOINT": "300", "END": "600", "SEEDS": "0", "METHODS": "none fire", "JOBS": "2"}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the script's `python` is this one
+    env = {**ENV, **settings, "OUT": str(out), "RESULTS": str(results), "PATH": path}
+    tiny = ["agent.learning_starts=100", "agent.buffer_size=1000", "eval_every=150", "eval_episodes=2",
+            "eval_max_episode_steps=50", "metrics_every=150", "metrics_probe_size=32", "log_every=150",
+            "checkpoint_every=150"]  # fmt: skip
+    script = [str(REPO / "scripts" / "reference_minatar_midpoint.sh")]
+
+    def stage(name):
+        result = subprocess.run(["bash", *script, name, *tiny], cwd=REPO, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return result.stdout + result.stderr
+
+    first = stage("sweep")
+    assert first.count("done: ") == 3 and (results / "summary.csv").exists()
+    stage("carry")
+    before = {m: read_rows(out / "SpaceInvaders" / "seed0" / m / "metrics.jsonl") for m in ("none", "fire")}
+    shutil.rmtree(tmp_path / "machine")
+    again = stage("sweep")
+    assert "carry_runs restore: 3 run(s) copied" in again
+    assert "done: " not in again.replace("done: " + str(out / "SpaceInvaders" / "seed0" / "stage1"), "")
+    for method, rows in before.items():
+        assert read_rows(out / "SpaceInvaders" / "seed0" / method / "metrics.jsonl") == rows
