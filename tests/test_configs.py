@@ -74,19 +74,19 @@ def test_every_key_is_commented():
                 assert "#" in stripped, f"{path.name}: uncommented key line {stripped!r}"
 
 
-def readme_quick_trials() -> list[tuple[str, list[str]]]:
-    """(preset, overrides) of every line of the README's table "Trying a preset at a small budget"."""
-    text = (Path(CONFIG_DIR).parent / "README.md").read_text()
-    section = text.split("### Trying a preset at a small budget", 1)[1].split("\n#", 1)[0]
+def quick_trials() -> list[tuple[str, list[str]]]:
+    """(preset, overrides) of every line of docs/configuration.md's table "Trying a preset at a small budget"."""
+    text = (Path(CONFIG_DIR).parent / "docs" / "configuration.md").read_text()
+    section = text.split("## Trying a preset at a small budget", 1)[1].split("\n#", 1)[0]
     trials = re.findall(r"^\| `(\w+)` \| `python -m fire_rl.train ([^`]+)` \|$", section, flags=re.M)
     return [(preset, shlex.split(command)) for preset, command in trials]
 
 
-def test_the_readme_has_a_quick_trial_for_every_experiment_preset():
-    assert sorted(preset for preset, _ in readme_quick_trials()) == sorted(p.stem for p in EXPERIMENT_FILES)
+def test_the_docs_have_a_quick_trial_for_every_experiment_preset():
+    assert sorted(preset for preset, _ in quick_trials()) == sorted(p.stem for p in EXPERIMENT_FILES)
 
 
-@pytest.mark.parametrize("preset, overrides", readme_quick_trials(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("preset, overrides", quick_trials(), ids=lambda v: v if isinstance(v, str) else "")
 def test_a_quick_trial_fits_its_own_budget(preset, overrides):
     """The quick trial's warm-up, evaluation, intervention and probes all happen within its shortened budget."""
     cfg = compose_cfg(overrides)
