@@ -11,7 +11,7 @@ kind=${1:?usage: paper_midpoint.sh dqn|sac [overrides...]}
 shift
 # Every strategy's default `policy: agent` is the authors' form for the agent (DQN S&P: SR-DQN style).
 declare -A METHODS=([vanilla]="" [fire]="+reset=fire" [full]="+reset=full" [shrink_perturb]="+reset=shrink_perturb"
-  [plasticity_injection]="+reset=plasticity_injection")  # SAC: fire_rl's critic-only form (README)
+  [plasticity_injection]="+reset=plasticity_injection")  # SAC: fire_rl's critic-only form (docs/resets.md)
 case "$kind" in
   dqn)
     ENVS=${ENVS:-"ALE/Asterix-v5 ALE/BeamRider-v5 ALE/DemonAttack-v5"}
