@@ -23,7 +23,7 @@ from envs.suite import SUITES, EnvSuite, Spaces, build_suite, suite_class
 from fire_rl import evaluation
 from fire_rl.config import ConfigError, check_choice, check_positive
 from fire_rl.logging import WANDB_MODES, RunLogger
-from fire_rl.resets.base import ResetStrategy
+from fire_rl.resets.base import ResetStrategy, ScheduledReset
 from fire_rl.resets.none import NoReset
 
 RESOLVED_FILE = "resolved.json"
@@ -181,8 +181,10 @@ def build_reset(cfg: DictConfig) -> ResetStrategy:
     except Exception as err:  # Hydra wraps the strategy's own ValueError
         cause = err.__cause__ or err
         raise ConfigError(f"reset {cfg.reset.get('name')!r}: {cause}") from err
-    # A preset cannot edit a group the user adds later with +reset=, so its extra steps join here.
-    strategy.schedule = strategy.schedule.with_steps(cfg.get("reset_at_steps") or [])
+    # A preset cannot edit a group the user adds later with +reset=, so its extra steps join here (a strategy
+    # without a schedule, such as none or CBP, has no intervention for them to trigger).
+    if isinstance(strategy, ScheduledReset):
+        strategy.schedule = strategy.schedule.with_steps(cfg.get("reset_at_steps") or [])
     return strategy
 
 

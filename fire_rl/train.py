@@ -67,7 +67,7 @@ def probe_metrics(run: Run, step: int, phase: str, probe: np.ndarray | None = No
 
 def apply_reset(run: Run, step: int, task: Task, reason: str) -> None:
     """Probe, reset, probe again, and log what the reset did (nothing at all for plain training)."""
-    if not run.reset.changes_weights:
+    if not run.reset.intervenes:
         return
     probe = probe_metrics(run, step, "pre_reset")
     report = run.reset.apply(run.agent, step, sample_batch=lambda: run.replay.sample(run.cfg.agent.batch_size))

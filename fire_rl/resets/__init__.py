@@ -1,6 +1,6 @@
-"""Reset strategies for continual RL: when (Schedule), what (transform), which layers, optimizer-state policy."""
+"""Reset strategies for continual RL: the protocol (ResetStrategy), scheduled and layer-wise bases, the strategies."""
 
-from fire_rl.resets.base import ResetReport, ResetStrategy, Schedule
+from fire_rl.resets.base import LayerwiseReset, ResetReport, ResetStrategy, Schedule, ScheduledReset
 from fire_rl.resets.cbp import CBP
 from fire_rl.resets.dash import DASH, dash_scale
 from fire_rl.resets.fire import FIRE
@@ -23,12 +23,14 @@ __all__ = [
     "DASH",
     "FIRE",
     "FullReset",
+    "LayerwiseReset",
     "NoReset",
     "PlasticityInjection",
     "ReDo",
     "ResetReport",
     "ResetStrategy",
     "Schedule",
+    "ScheduledReset",
     "ShrinkPerturb",
     "dash_scale",
     "deviation_from_isometry",

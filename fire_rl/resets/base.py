@@ -1,8 +1,11 @@
-"""Reset strategies: when to reset (Schedule), which layers, what happens to optimizer state, and what gets logged.
+"""Reset strategies: the protocol every strategy meets, and the machinery of the layer-wise ones.
 
-A strategy meets its agent once, before training (`resolve`): capabilities it needs are checked, per-agent
-defaults (`optimizer: agent`, a strategy's `policy: agent`) are settled from the agent's `reset_defaults`, and
-what was settled is returned for the run directory's resolved.json. `apply` returns a `ResetReport`.
+`ResetStrategy` is all the loop sees (Dopamine's recycler is the model: one per-update hook and one "is this a
+reset step"): `resolve` once, when the run is built (capabilities checked, per-agent defaults settled, what was
+settled returned for resolved.json); `after_update` after every gradient update (CBP's work); `due` and `apply`
+for a scheduled intervention, which returns a `ResetReport`. `ScheduledReset` adds the triggers (`Schedule`);
+`LayerwiseReset` adds layer selection, the optimizer-state policy and the per-layer bookkeeping that FIRE, S&P,
+full reset, DASH and ReDo share: a subclass implements `transform` (and `prepare`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,21 @@ class ResetReport:
 
     logs: dict[str, float] = field(default_factory=dict)
     touched: list[str] = field(default_factory=list)
+    sfe_total: float = 0.0
+
+    def add_layer(
+        self, net_name: str, layer_name: str, pre: dict[str, Tensor], module: nn.Module, theta0: dict[str, Tensor]
+    ) -> None:
+        """Record a layer the reset changed: its SFE, normalised SFE and DfI (`layer_logs`) from its weights before."""
+        sfe = _sq_dist(pre, {k: p.detach() for k, p in layer_params(module).items()})
+        self.sfe_total += sfe
+        self.logs.update(layer_logs(f"reset/{net_name}/{layer_name}", pre, module, theta0, sfe))
+        self.touched.append(f"{net_name}/{layer_name}")
+
+    def close(self, step: int, start: float) -> ResetReport:
+        """Add the per-reset totals every strategy logs (`summary_logs`); returns the report."""
+        self.logs.update(summary_logs(self.sfe_total, self.touched, step, start))
+        return self
 
 
 class CapabilityError(ValueError):
@@ -95,45 +113,23 @@ def _as_list(value: Sequence[str] | str | None) -> list[str] | None:
 
 
 class ResetStrategy:
-    """Base class: subclasses implement `transform` (and optionally `prepare`); `apply` does the bookkeeping."""
+    """The protocol: what every strategy is to the loop. The defaults do nothing, so a strategy overrides only
+    what it has: a scheduled intervention (`due`, `apply`), per-update work (`after_update`), `train`-row values
+    (`log_values`) and state a checkpoint must hold (`state_dict`)."""
 
-    # False only for the no-reset baseline: the loop then neither probes nor logs around it.
-    changes_weights: ClassVar[bool] = True
-    # The agent's after_reset() re-syncs target networks etc.; strategies that keep the function (ReDo) skip it.
-    calls_after_reset: ClassVar[bool] = True
-    # Full reset and S&P move every parameter, LayerNorm scale/bias included (docs/paper-notes.md §2.2); FIRE
-    # keeps norms.
-    touches_norms: ClassVar[bool] = False
+    # False for a strategy with no scheduled intervention at all (no reset; CBP, whose work is per update): the
+    # loop then neither probes around nor logs a reset.
+    intervenes: ClassVar[bool] = True
     # Optional agent capabilities (agents/protocol.py) the strategy needs; checked by resolve().
     requires: ClassVar[tuple[type, ...]] = ()
-
-    def __init__(
-        self,
-        at_switch: bool = True,
-        at_steps: Sequence[int] = (),
-        every_steps: int | None = None,
-        optimizer: str = "agent",
-        layers: Sequence[str] | str | None = None,
-        layer_types: Sequence[str] | str | None = None,
-    ) -> None:
-        self.schedule = Schedule(at_switch=at_switch, at_steps=at_steps, every_steps=every_steps)
-        if optimizer not in OPTIMIZER_POLICIES:
-            raise ValueError(f"optimizer={optimizer!r} is not one of {list(OPTIMIZER_POLICIES)}")
-        self.optimizer = optimizer
-        self.layers = _as_list(layers)
-        names = _as_list(layer_types)
-        for name in names or []:
-            if name not in LAYER_TYPE_NAMES:
-                raise ValueError(f"layer_types entry {name!r} is not one of {list(LAYER_TYPE_NAMES)}")
-        self.layer_types = names
-        self._types = LAYER_TYPES if names is None else tuple(LAYER_TYPE_NAMES[n] for n in names)
+    resolved: bool = False
 
     @property
     def name(self) -> str:
         return type(self).__name__
 
     def resolve(self, agent: ResettableAgent) -> dict[str, Any]:
-        """Check the agent can take this strategy and settle per-agent defaults; returns what was settled.
+        """Check the agent can take this strategy and settle per-agent defaults, once; returns what was settled.
 
         Raises CapabilityError (a missing capability) or ValueError (e.g. a `layers` pattern matching nothing).
         """
@@ -143,20 +139,26 @@ class ResetStrategy:
                 f"{self.name} needs the agent capability {', '.join(missing)} (agents/protocol.py), which "
                 f"{type(agent).__name__} does not offer"
             )
-        selected = self.select_layers(agent)
-        return {
-            **self.settle(agent),
-            "strategy": self.name,
-            "optimizer": self.optimizer_policy(agent),
-            "at_switch": self.schedule.at_switch,
-            "at_steps": list(self.schedule.at_steps),
-            "every_steps": self.schedule.every_steps,
-            "layers": [f"{net}/{layer}" for net, layers in selected.items() for layer, _ in layers],
-        }
+        settled = {"strategy": self.name, **self.settle(agent)}
+        self.resolved = True
+        return settled
+
+    def resolve_once(self, agent: ResettableAgent) -> None:
+        """Resolve a strategy used outside a built run (a test, a notebook); a built run has resolved it already."""
+        if not self.resolved:
+            self.resolve(agent)
 
     def settle(self, agent: ResettableAgent) -> dict[str, Any]:
         """Settle the subclass's per-agent options (a `policy: agent`); returns them for resolved.json."""
         return {}
+
+    def due(self, prev_step: int, step: int, switched: bool) -> bool:
+        """Whether a scheduled intervention falls in the step interval (prev_step, step]; default never."""
+        return False
+
+    def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> ResetReport:
+        """The intervention; default nothing."""
+        return ResetReport()
 
     def after_update(self, agent: ResettableAgent, step: int) -> None:
         """Work done after every gradient update (CBP's unit replacement); default none."""
@@ -172,9 +174,60 @@ class ResetStrategy:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of state_dict."""
 
+
+class ScheduledReset(ResetStrategy):
+    """A strategy whose intervention fires on a `Schedule`: at task switches, at listed steps, every N steps."""
+
+    def __init__(self, at_switch: bool = True, at_steps: Sequence[int] = (), every_steps: int | None = None) -> None:
+        self.schedule = Schedule(at_switch=at_switch, at_steps=at_steps, every_steps=every_steps)
+
+    def resolve(self, agent: ResettableAgent) -> dict[str, Any]:
+        schedule = self.schedule
+        return {
+            **super().resolve(agent),
+            "at_switch": schedule.at_switch,
+            "at_steps": list(schedule.at_steps),
+            "every_steps": schedule.every_steps,
+        }
+
     def due(self, prev_step: int, step: int, switched: bool) -> bool:
-        """Whether a reset should happen for the step interval (prev_step, step]."""
         return self.schedule.due(prev_step, step, switched)
+
+
+class LayerwiseReset(ScheduledReset):
+    """Base of the strategies that change selected layers one by one (FIRE, S&P, full reset, DASH, ReDo): `apply`
+    snapshots each selected layer, calls `transform` on it, records what moved (SFE, DfI) and applies the optimizer
+    policy; a subclass implements `transform` and, if it needs data first, `prepare`."""
+
+    # The agent's after_reset() re-syncs target networks etc.; strategies that keep the function (ReDo) skip it.
+    calls_after_reset: ClassVar[bool] = True
+    # Full reset and S&P move every parameter, LayerNorm scale/bias included (docs/paper-notes.md §2.2); FIRE
+    # keeps norms.
+    touches_norms: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        at_switch: bool = True,
+        at_steps: Sequence[int] = (),
+        every_steps: int | None = None,
+        optimizer: str = "agent",
+        layers: Sequence[str] | str | None = None,
+        layer_types: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(at_switch=at_switch, at_steps=at_steps, every_steps=every_steps)
+        if optimizer not in OPTIMIZER_POLICIES:
+            raise ValueError(f"optimizer={optimizer!r} is not one of {list(OPTIMIZER_POLICIES)}")
+        self.optimizer = optimizer
+        self.layers, self.layer_types = _as_list(layers), layer_type_names(layer_types)
+
+    def resolve(self, agent: ResettableAgent) -> dict[str, Any]:
+        resolved = super().resolve(agent)  # capabilities first: the selection may use them (ReDo's unit graph)
+        selected = self.select_layers(agent)
+        return {
+            **resolved,
+            "optimizer": self.optimizer_policy(agent),
+            "layers": [f"{net}/{layer}" for net, layers in selected.items() for layer, _ in layers],
+        }
 
     def prepare(
         self, agent: ResettableAgent, step: int, selected: dict, sample_batch: BatchSource | None, logs: dict
@@ -186,36 +239,11 @@ class ResetStrategy:
     ) -> bool:
         """Change the layer in place (under no_grad), adding any strategy-specific values to `logs`; return whether
         it was changed."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name} must implement transform()")
 
     def select_layers(self, agent: ResettableAgent) -> dict[str, list[tuple[str, nn.Module]]]:
-        """Layers of every network matching `layer_types` and `layers`; a selector matching nothing is an error."""
-        selected: dict[str, list[tuple[str, nn.Module]]] = {}
-        all_names: list[str] = []
-        used: set[str] = set()
-        # Norm layers join only when no layer_types filter is given: `layer_types: [linear]` means Linear only.
-        types = self._types + (NORM_TYPES if self.touches_norms and self.layer_types is None else ())
-        for net_name, (net, _) in agent.networks().items():
-            chosen = []
-            for name, module in net.named_modules():
-                if not isinstance(module, types):
-                    continue
-                all_names.append(name)
-                hits = [p for p in self.layers or [] if fnmatch.fnmatchcase(name, p)]
-                used.update(hits)
-                if self.layers is None or hits:
-                    chosen.append((name, module))
-            selected[net_name] = chosen
-        of_types = "" if self.layer_types is None else f" of layer_types {self.layer_types}"
-        if not all_names:
-            raise ValueError(f"no layer{of_types} in networks {sorted(selected)}; types: {list(LAYER_TYPE_NAMES)}")
-        unused = [p for p in self.layers or [] if p not in used]
-        if unused:
-            # A typo here would silently turn the reset into a no-op, so fail loudly.
-            raise ValueError(
-                f"layers patterns {unused} match no layer{of_types}; available layers: {sorted(set(all_names))}"
-            )
-        return selected
+        """The layers `layers` and `layer_types` pick (with LayerNorm for a strategy that touches norms)."""
+        return select_layers(agent, self.layers, self.layer_types, with_norms=self.touches_norms)
 
     def optimizer_policy(self, agent: ResettableAgent) -> str:
         """The policy in force: the configured one, or the agent's paper default when it is `agent`."""
@@ -224,13 +252,12 @@ class ResetStrategy:
     def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> ResetReport:
         """Reset the agent's selected layers in place; return what was done."""
         start = time.perf_counter()
-        self.resolve(agent)
+        self.resolve_once(agent)
         init, networks = agent.initial_params(), agent.networks()
         selected = self.select_layers(agent)
         extra: dict[str, float] = {}  # strategy-specific values from prepare/transform, logged after the layers'
         self.prepare(agent, step, selected, sample_batch, extra)
-        report, sfe_total = ResetReport(), 0.0
-        policy = self.optimizer_policy(agent)
+        report, policy = ResetReport(), self.optimizer_policy(agent)
         for net_name, layers in selected.items():
             changed: list[nn.Parameter] = []
             for layer_name, module in layers:
@@ -240,18 +267,66 @@ class ResetStrategy:
                     touched = self.transform(net_name, layer_name, module, theta0, extra)
                 if not touched:
                     continue
-                post = {k: p.detach() for k, p in layer_params(module).items()}
-                changed += [p for k, p in layer_params(module).items() if not torch.equal(pre[k], post[k])]
-                sfe = _sq_dist(pre, post)
-                sfe_total += sfe
-                report.logs.update(layer_logs(f"reset/{net_name}/{layer_name}", pre, module, theta0, sfe))
-                report.touched.append(f"{net_name}/{layer_name}")
+                changed += [p for k, p in layer_params(module).items() if not torch.equal(pre[k], p)]
+                report.add_layer(net_name, layer_name, pre, module, theta0)
             apply_optimizer_policy(policy, networks[net_name][1], changed)
         if self.calls_after_reset:
             agent.after_reset()
         report.logs.update(extra)
-        report.logs.update(summary_logs(sfe_total, report.touched, step, start))
-        return report
+        return report.close(step, start)
+
+
+def layer_type_names(layer_types: Sequence[str] | str | None) -> list[str] | None:
+    """The `layer_types` option checked against LAYER_TYPE_NAMES (None: every Conv2d and Linear)."""
+    names = _as_list(layer_types)
+    for name in names or []:
+        if name not in LAYER_TYPE_NAMES:
+            raise ValueError(f"layer_types entry {name!r} is not one of {list(LAYER_TYPE_NAMES)}")
+    return names
+
+
+def select_layers(
+    agent: ResettableAgent,
+    layers: Sequence[str] | str | None,
+    layer_types: list[str] | None,
+    with_norms: bool = False,
+) -> dict[str, list[tuple[str, nn.Module]]]:
+    """Layers of every network matching `layer_types` (checked by `layer_type_names`) and the fnmatch patterns
+    `layers`; a selector matching nothing is an error. LayerNorm layers join (`with_norms`) only when no
+    layer_types filter is given."""
+    layers = _as_list(layers)
+    types = LAYER_TYPES if layer_types is None else tuple(LAYER_TYPE_NAMES[n] for n in layer_types)
+    types += NORM_TYPES if with_norms and layer_types is None else ()
+    selected: dict[str, list[tuple[str, nn.Module]]] = {}
+    all_names: list[str] = []
+    used: set[str] = set()
+    for net_name, (net, _) in agent.networks().items():
+        chosen = []
+        for name, module in net.named_modules():
+            if not isinstance(module, types):
+                continue
+            all_names.append(name)
+            hits = [p for p in layers or [] if fnmatch.fnmatchcase(name, p)]
+            used.update(hits)
+            if layers is None or hits:
+                chosen.append((name, module))
+        selected[net_name] = chosen
+    of_types = "" if layer_types is None else f" of layer_types {layer_types}"
+    if not all_names:
+        raise ValueError(f"no layer{of_types} in networks {sorted(selected)}; types: {list(LAYER_TYPE_NAMES)}")
+    unused = [p for p in layers or [] if p not in used]
+    if unused:
+        # A typo here would silently turn the reset into a no-op, so fail loudly.
+        available = sorted(set(all_names))
+        raise ValueError(f"layers patterns {unused} match no layer{of_types}; available layers: {available}")
+    return selected
+
+
+def restore_theta0(module: nn.Module, theta0: dict[str, Tensor]) -> None:
+    """Put a layer's weight (and bias) back to its initial values, in place."""
+    module.weight.copy_(theta0["weight"])
+    if module.bias is not None:
+        module.bias.copy_(theta0["bias"])
 
 
 def policy_for(strategy: str, policy: str, agent: ResettableAgent, every_layer: str) -> str:

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from agents.protocol import FreshInit, UnitGraph, UpdateFeatures
-from fire_rl.resets.base import ResetReport, ResetStrategy, ResettableAgent
-from fire_rl.resets.units import HiddenLayer, hidden_layers, recycle
+from fire_rl.resets.base import ResetStrategy, ResettableAgent, layer_type_names, select_layers
+from fire_rl.resets.units import HiddenLayer, recyclable, recycle
 
 
 class CBP(ResetStrategy):
@@ -25,8 +25,7 @@ class CBP(ResetStrategy):
     variant).
     """
 
-    changes_weights = False  # no one-shot reset: its work happens in after_update, on every update
-    calls_after_reset = False
+    intervenes = False  # no scheduled intervention: its work happens in after_update, on every update
     requires = (FreshInit, UnitGraph, UpdateFeatures)
 
     def __init__(
@@ -36,9 +35,7 @@ class CBP(ResetStrategy):
         decay: float = 0.99,
         layers=None,
         layer_types=None,
-        **kwargs,
     ) -> None:
-        super().__init__(at_switch=False, layers=layers, layer_types=layer_types, **kwargs)
         if not 0.0 <= replacement_rate <= 1.0:
             raise ValueError(f"CBP replacement_rate must be in [0, 1], got {replacement_rate}")
         if int(maturity) < 0:
@@ -46,6 +43,7 @@ class CBP(ResetStrategy):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"CBP decay must be in [0, 1), got {decay}")
         self.rate, self.maturity, self.decay = float(replacement_rate), int(maturity), float(decay)
+        self.layers, self.layer_types = layers, layer_type_names(layer_types)
         self._layers: list[HiddenLayer] | None = None
         self.state: dict[str, dict[str, Any]] = {}  # per "net/layer": utility, age, carry, replaced counts
         self.draws = 0  # fresh initialisations drawn so far (reproducible from the agent's seed)
@@ -61,14 +59,8 @@ class CBP(ResetStrategy):
         return {**resolved, "layers": [f"{h.net}/{h.name}" for h in layers]}
 
     def recyclable(self, agent: ResettableAgent) -> list[HiddenLayer]:
-        picked = {(net, name) for net, layers in self.select_layers(agent).items() for name, _ in layers}
-        return [h for h in hidden_layers(agent) if (h.net, h.name) in picked]
-
-    def due(self, prev_step: int, step: int, switched: bool) -> bool:
-        return False
-
-    def apply(self, agent: ResettableAgent, step: int, sample_batch=None) -> ResetReport:
-        return ResetReport()
+        """The agent's hidden layers that the `layers` / `layer_types` selection picks."""
+        return recyclable(agent, select_layers(agent, self.layers, self.layer_types))
 
     # --- every update -------------------------------------------------------------------------------------------
     @torch.no_grad()

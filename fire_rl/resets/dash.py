@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.protocol import GradientLosses
-from fire_rl.resets.base import BatchSource, ResetStrategy, ResettableAgent, layer_params
+from fire_rl.resets.base import BatchSource, LayerwiseReset, ResettableAgent, layer_params
 
 _EPS = 1e-8  # as torch's cosine_similarity: a zero gradient or weight gives cosine 0, hence the floor lambda
 
@@ -31,7 +31,7 @@ def dash_scale(weight: Tensor, direction: Tensor, lam: float, per_unit: bool = T
     return (dot / norms).clamp(lam, 1.0).to(weight.dtype)
 
 
-class DASH(ResetStrategy):
+class DASH(LayerwiseReset):
     """DASH (Shin et al., 2024, "DASH: Warm-Starting Neural Network Training in Stationary Settings without Loss of
     Plasticity"), as the FIRE authors' vision code runs it (docs/paper-notes.md §2.3), with the data pass adapted to RL.
 

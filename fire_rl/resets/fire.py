@@ -6,14 +6,14 @@ import math
 
 from torch import Tensor, nn
 
-from fire_rl.resets.base import ResetStrategy, ResettableAgent, policy_for
+from fire_rl.resets.base import LayerwiseReset, ResettableAgent, policy_for, restore_theta0
 from fire_rl.resets.isometry import METHODS, SCALES, fire_project, isometry_sv_min
 
 # agent: the agent's paper form (DQN: paper_dqn; SAC: project_all), resolved when the strategy meets the agent.
 POLICIES = ("agent", "paper_dqn", "project_all")
 
 
-class FIRE(ResetStrategy):
+class FIRE(LayerwiseReset):
     """FIRE (Han et al., ICLR 2026, arXiv 2602.08040); follows `apply_fire` in rl/dqn/cleanrl/dqn_atari_resume.py.
 
     policy "paper_dqn": Conv2d weights projected, conv biases kept, Linear layers back to theta0 (weights and biases),
@@ -50,9 +50,7 @@ class FIRE(ResetStrategy):
     ) -> bool:
         """Project the weight, or (paper_dqn, Linear) restore theta0."""
         if self.policy_in_force == "paper_dqn" and isinstance(module, nn.Linear):
-            module.weight.copy_(theta0["weight"])
-            if module.bias is not None:
-                module.bias.copy_(theta0["bias"])
+            restore_theta0(module, theta0)
             return True
         module.weight.copy_(fire_project(module.weight, iters=self.ns_iters, method=self.method, scale=self.scale))
         # How far the projection got: 10 Newton-Schulz steps leave ill-conditioned layers far from an isometry.

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from fire_rl.resets.base import ResetReport, ResetStrategy, ResettableAgent
+from collections.abc import Sequence
+
+from fire_rl.resets.base import ResetStrategy
 
 
 class NoReset(ResetStrategy):
-    """Never resets (vanilla training, the paper's "Vanilla DQN" / "Vanilla SimBa-SAC" rows)."""
+    """Never resets (vanilla training, the paper's "Vanilla DQN" / "Vanilla SimBa-SAC" rows): the protocol's
+    defaults, which do nothing."""
 
-    changes_weights = False
+    intervenes = False
 
-    def resolve(self, agent: ResettableAgent) -> dict:
-        return {"strategy": self.name}
-
-    def due(self, prev_step: int, step: int, switched: bool) -> bool:
-        """Never due, whatever the schedule options say."""
-        return False
-
-    def apply(self, agent: ResettableAgent, step: int, sample_batch=None) -> ResetReport:
-        """Do nothing; logs nothing."""
-        return ResetReport()
+    def __init__(self, at_switch: bool = True, at_steps: Sequence[int] = (), every_steps: int | None = None) -> None:
+        """Schedule options are accepted and ignored, so one sweep can give every arm the same ones."""

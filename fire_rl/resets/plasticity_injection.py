@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -12,16 +11,14 @@ from agents.protocol import GradientLosses, PlasticityInjectable
 from fire_rl.resets.base import (
     BatchSource,
     ResetReport,
-    ResetStrategy,
     ResettableAgent,
-    layer_logs,
+    ScheduledReset,
     layer_params,
     named_layers,
-    summary_logs,
 )
 
 
-class PlasticityInjection(ResetStrategy):
+class PlasticityInjection(ScheduledReset):
     """Q(x) = h_old(f(x)) + h_new(f(x)) - h_ref(f(x)) (docs/paper-notes.md §2.1): the shared encoder f keeps
     training, the trained head h_old is frozen, h_new (trainable) and h_ref (frozen) both start at theta0, so the
     output is unchanged at the moment of injection. The target network is injected from its own encoder and head,
@@ -32,42 +29,34 @@ class PlasticityInjection(ResetStrategy):
 
     requires = (PlasticityInjectable, GradientLosses)  # losses: to log that injection leaves them unchanged
 
-    def __init__(self, at_switch: bool = True, at_steps: Sequence[int] = (), every_steps: int | None = None) -> None:
-        # No layers / optimizer options: what is touched (the head) and the fresh optimizer are the method itself.
-        super().__init__(at_switch=at_switch, at_steps=at_steps, every_steps=every_steps)
-
     def apply(self, agent: ResettableAgent, step: int, sample_batch: BatchSource | None = None) -> ResetReport:
         """Inject once; log the head's SFE/DfI, how much the loss moved (0 by design) and whether it was skipped."""
         start = time.perf_counter()
-        self.resolve(agent)
+        self.resolve_once(agent)
         if agent.injected:
-            return ResetReport({"reset/skipped": 1.0, "reset/injected": 0.0, **summary_logs(0.0, [], step, start)})
+            return ResetReport({"reset/skipped": 1.0, "reset/injected": 0.0}).close(step, start)
         batch = sample_batch() if sample_batch is not None else None
         loss_before, before = _losses(agent, batch), _snapshot(agent)
         agent.inject_plasticity()
-        report, sfe_total = self._changed_layers(agent, before)
+        report = _changed_layers(agent, before)
         loss_after = _losses(agent, batch)
         report.logs["reset/loss_change"] = max((abs(loss_after[k] - v) for k, v in loss_before.items()), default=0.0)
         report.logs.update({"reset/skipped": 0.0, "reset/injected": 1.0})
-        report.logs.update(summary_logs(sfe_total, report.touched, step, start))
-        return report
+        return report.close(step, start)
 
-    def _changed_layers(self, agent: ResettableAgent, before: dict) -> tuple[ResetReport, float]:
-        """SFE/DfI of the trainable layers injection moved (the new head, now at theta0) and their total SFE."""
-        report, sfe_total, init = ResetReport(), 0.0, agent.initial_params()
-        for net_name, (net, _) in agent.networks().items():
-            modules = dict(net.named_modules())
-            for layer, pre in before[net_name].items():
-                module = modules[layer]
-                post = {k: p.detach() for k, p in layer_params(module).items()}
-                if all(torch.equal(pre[k], post[k]) for k in pre):
-                    continue
-                theta0 = {k: init[net_name][f"{layer}.{k}"] for k in pre}
-                sfe = float(sum(((pre[k].double() - post[k].double()) ** 2).sum() for k in pre))
-                report.logs.update(layer_logs(f"reset/{net_name}/{layer}", pre, module, theta0, sfe))
-                report.touched.append(f"{net_name}/{layer}")
-                sfe_total += sfe
-        return report, sfe_total
+
+def _changed_layers(agent: ResettableAgent, before: dict) -> ResetReport:
+    """The trainable layers injection moved (the new head, now at theta0), recorded with their SFE and DfI."""
+    report, init = ResetReport(), agent.initial_params()
+    for net_name, (net, _) in agent.networks().items():
+        modules = dict(net.named_modules())
+        for layer, pre in before[net_name].items():
+            module = modules[layer]
+            if all(torch.equal(pre[k], p) for k, p in layer_params(module).items()):
+                continue
+            theta0 = {k: init[net_name][f"{layer}.{k}"] for k in pre}
+            report.add_layer(net_name, layer, pre, module, theta0)
+    return report
 
 
 def _snapshot(agent: ResettableAgent) -> dict[str, dict[str, dict[str, Tensor]]]:

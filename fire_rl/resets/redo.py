@@ -8,11 +8,11 @@ from torch import Tensor, nn
 
 from agents.protocol import FreshInit, UnitGraph
 from fire_rl.metrics import dormant_mask
-from fire_rl.resets.base import BatchSource, ResetStrategy, ResettableAgent
-from fire_rl.resets.units import HiddenLayer, Successor, fresh_rows, hidden_layers, zero_columns
+from fire_rl.resets.base import BatchSource, LayerwiseReset, ResettableAgent
+from fire_rl.resets.units import HiddenLayer, Successor, fresh_rows, recyclable, zero_columns
 
 
-class ReDo(ResetStrategy):
+class ReDo(LayerwiseReset):
     """ReDo (Sokar et al., ICML 2023; Dopamine labs/redo). Score per unit = mean |activation| over the batch (and
     spatial positions) divided by the layer mean; units with score <= tau are dormant. A dormant unit gets fresh
     incoming weights and bias from the layer's own initialiser (`agent.fresh_params`), zero outgoing weights in every
@@ -43,15 +43,10 @@ class ReDo(ResetStrategy):
         self._columns: dict[tuple[str, str], tuple[Successor, Tensor]] = {}
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
 
-    def recyclable(self, agent: ResettableAgent) -> list[HiddenLayer]:
-        """The agent's hidden layers that the `layers` / `layer_types` selection picks."""
-        picked = {(net, name) for net, layers in super().select_layers(agent).items() for name, _ in layers}
-        return [h for h in hidden_layers(agent) if (h.net, h.name) in picked]
-
     def select_layers(self, agent: ResettableAgent) -> dict[str, list[tuple[str, nn.Module]]]:
         """The selected hidden layers plus the layers they feed, whose input columns ReDo zeroes."""
         touched = {}
-        for h in self.recyclable(agent):
+        for h in recyclable(agent, super().select_layers(agent)):
             for name, module in [(h.name, h.module), *((s.name, s.module) for s in h.successors)]:
                 touched[(h.net, name)] = module
         if not touched:
@@ -75,7 +70,7 @@ class ReDo(ResetStrategy):
         probes, fresh = agent.probe(obs), agent.fresh_params(step)
         self._optimizers = {name: opt for name, (_, opt) in agent.networks().items()}
         self._rows, self._columns, total = {}, {}, 0
-        for layer in self.recyclable(agent):
+        for layer in recyclable(agent, super().select_layers(agent)):
             activations = probes[layer.net][0]
             if layer.key not in activations:
                 raise ValueError(f"ReDo: probe() of {layer.net!r} has no activation {layer.key!r}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fire_rl.resets.base import ResetStrategy, ResettableAgent, policy_for
+from fire_rl.resets.base import LayerwiseReset, ResettableAgent, policy_for
 
 NOISES = ("theta0", "fresh")
 POLICIES = ("agent", "all", "paper_dqn")
 
 
-class ShrinkPerturb(ResetStrategy):
+class ShrinkPerturb(LayerwiseReset):
     """Shrink & Perturb. noise="theta0" (default): theta <- (1-c) theta + c theta0, the FIRE paper's form (Han et al.
     2026, `--sr 1` in rl/dqn/cleanrl/dqn_atari_resume.py), toward the network's OWN initial weights, no noise.
 
@@ -47,6 +47,7 @@ class ShrinkPerturb(ResetStrategy):
         self, net_name: str, layer_name: str, module: nn.Module, theta0: dict[str, Tensor], logs: dict[str, float]
     ) -> bool:
         """Interpolate toward theta0, or shrink and add fresh noise."""
+        # paper_dqn: a Linear layer is interpolated with c = 1, i.e. put back to theta0 (noise="theta0").
         c = 1.0 if self.policy_in_force == "paper_dqn" and isinstance(module, nn.Linear) else self.c
         for key, p in (("weight", module.weight), ("bias", module.bias)):
             if p is None:

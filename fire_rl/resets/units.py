@@ -52,6 +52,13 @@ def hidden_layers(agent) -> list[HiddenLayer]:
     return layers
 
 
+def recyclable(agent, selected: dict[str, list[tuple[str, nn.Module]]]) -> list[HiddenLayer]:
+    """The agent's hidden layers among `selected` (a strategy's layer selection): the units ReDo and CBP may
+    recycle."""
+    picked = {(net, name) for net, layers in selected.items() for name, _ in layers}
+    return [h for h in hidden_layers(agent) if (h.net, h.name) in picked]
+
+
 def columns_per_unit(name: str, module: nn.Module, successor: str, nxt: nn.Module) -> int:
     """Input columns of `nxt` each unit of `module` owns: H*W for conv -> flatten -> Linear, else 1."""
     units, fan_in = module.weight.shape[0], nxt.weight.shape[1]
