@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+# setuptools before anything can import the standard library's distutils: torch.compile's C++ builder imports
+# setuptools, whose distutils shim refuses to load once the stdlib copy is in the process (seen with setuptools
+# 84.2.1, a torch dependency that CI installs fresh: tests/test_dqn.py's compiled test failed in the full suite).
+import setuptools  # noqa: F401, E402  isort: skip
 from hydra import compose, initialize_config_dir
 
 from envs.suite import Spaces
