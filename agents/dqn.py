@@ -14,6 +14,7 @@ from torch import nn
 from agents.compiled import compile_mode, maybe_compile
 from agents.networks import ARCHITECTURES, QNetwork
 from agents.protocol import Regularizer, ResetDefaults
+from agents.shared import match_injection, seeded_init
 from envs.suite import Spaces
 from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
 
@@ -240,11 +241,7 @@ class DQNAgent:
 
     def fresh_params(self, draw: int) -> dict[str, dict[str, torch.Tensor]]:
         """State of a freshly initialised Q-network (the layers' own initialisers), reproducible from (seed, draw)."""
-        seed = int(np.random.SeedSequence([self.seed, draw]).generate_state(1)[0])
-        with torch.random.fork_rng(devices=[]):  # leave the training RNG stream untouched
-            torch.manual_seed(seed)
-            net = self._new_network()
-        return {"q": net.state_dict()}
+        return {"q": seeded_init(self.seed, draw, self._new_network).state_dict()}
 
     @property
     def injected(self) -> bool:
@@ -283,11 +280,7 @@ class DQNAgent:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("injected", False) and not self.injected:
-            # Rebuild the injected structure first; the values come from the checkpoint.
-            self.q.add_injection_heads()
-            self.target.add_injection_heads()
-            self._rebuild_optimizer()
+        match_injection(state, self.injected, (self.q, self.target), self._rebuild_optimizer)
         self.q.load_state_dict(state["q"])
         self.target.load_state_dict(state["target"])
         self.theta0 = state["theta0"]

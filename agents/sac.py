@@ -18,6 +18,7 @@ from torch import nn
 
 from agents.compiled import compile_mode, maybe_compile
 from agents.protocol import Regularizer, ResetDefaults
+from agents.shared import match_injection, seeded_init
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
 from envs.suite import Spaces
 from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
@@ -375,10 +376,7 @@ class SACAgent:
 
     def fresh_params(self, draw: int) -> dict[str, dict[str, torch.Tensor]]:
         """Freshly initialised actor and critic states (their own initialisers), reproducible from (seed, draw)."""
-        seed = int(np.random.SeedSequence([self.seed, draw]).generate_state(1)[0])
-        with torch.random.fork_rng(devices=[]):  # leave the training RNG stream untouched
-            torch.manual_seed(seed)
-            actor, critic = self._new_networks()
+        actor, critic = seeded_init(self.seed, draw, self._new_networks)
         return {"actor": actor.state_dict(), "critic": critic.state_dict()}
 
     @torch.no_grad()
@@ -407,11 +405,7 @@ class SACAgent:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("injected", False) and not self.injected:
-            # Rebuild the injected structure first; the values come from the checkpoint.
-            for critic in (self.critic, self.target):
-                critic.add_injection_heads()
-            self._build_optimizers()
+        match_injection(state, self.injected, (self.critic, self.target), self._build_optimizers)
         for name in ("actor", "critic", "target", "obs_norm"):
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():

@@ -61,6 +61,23 @@ class _TimeMajorReplay:
     def _store(self, slot: int, obs: np.ndarray, starts: np.ndarray) -> None:
         raise NotImplementedError
 
+    def _ok(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Whether each (t, e) is a sampleable transition."""
+        return self.valid[t, e]
+
+    def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw n (t, e) uniformly over sampleable transitions by rejection (valid slots are the vast majority)."""
+        rows = self.T if self.full else self.pos + 1
+        kept, count = [np.zeros(0, dtype=np.int64)], 0
+        while count < n:
+            flat = rng.integers(0, max(rows, 1) * self.num_envs, size=2 * n + 16)
+            flat = flat[self._ok(*np.divmod(flat, self.num_envs))]
+            if flat.size == 0 and len(self) == 0:  # len() scans the flags: only on an empty round
+                raise ValueError(f"{type(self).__name__} has no valid transitions to sample")
+            kept.append(flat)
+            count += flat.size
+        return np.divmod(np.concatenate(kept)[:n], self.num_envs)
+
     def state_dict(self) -> dict:
         """Everything needed to restore exactly; arrays are views (no copy) of the written rows."""
         rows = None if self.full else self.pos + 1
@@ -127,7 +144,7 @@ class FrameReplay(_TimeMajorReplay):
         self.episode_start[slot] = starts
 
     def _ok(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
-        """Whether each (t, e) is a sampleable transition."""
+        """As the base class, and once the buffer has wrapped, not a slot whose stack reaches overwritten slots."""
         ok = self.valid[t, e]
         if self.full:  # the oldest stack-1 slots' stacks reach into overwritten slots
             ok &= (t - self.pos - 1) % self.T >= self.stack - 1
@@ -145,19 +162,6 @@ class FrameReplay(_TimeMajorReplay):
         t, e = np.nonzero(self.valid)
         keep = self._ok(t, e)
         return t[keep], e[keep]
-
-    def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Draw n (t, e) uniformly over valid transitions by rejection (valid slots are the vast majority)."""
-        rows = self.T if self.full else self.pos + 1
-        kept, count = [np.zeros(0, dtype=np.int64)], 0
-        while count < n:
-            flat = rng.integers(0, max(rows, 1) * self.num_envs, size=2 * n + 16)
-            flat = flat[self._ok(*np.divmod(flat, self.num_envs))]
-            if flat.size == 0 and len(self) == 0:  # len() scans the flags: only on an empty round
-                raise ValueError("FrameReplay has no valid transitions to sample")
-            kept.append(flat)
-            count += flat.size
-        return np.divmod(np.concatenate(kept)[:n], self.num_envs)
 
     def _stacks(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
         """Rebuild (B, stack, *frame) stacks ending at slot t, repeating the episode-start frame like FrameStack."""
@@ -239,19 +243,6 @@ class TransitionReplay(_TimeMajorReplay):
     def __len__(self) -> int:
         """Number of valid transitions."""
         return int(self.valid.sum())
-
-    def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Draw n (t, e) uniformly over valid transitions by rejection (valid slots are the vast majority)."""
-        rows = self.T if self.full else self.pos + 1
-        kept, count = [np.zeros(0, dtype=np.int64)], 0
-        while count < n:
-            flat = rng.integers(0, max(rows, 1) * self.num_envs, size=2 * n + 16)
-            flat = flat[self.valid[np.divmod(flat, self.num_envs)]]
-            if flat.size == 0 and len(self) == 0:
-                raise ValueError("TransitionReplay has no valid transitions to sample")
-            kept.append(flat)
-            count += flat.size
-        return np.divmod(np.concatenate(kept)[:n], self.num_envs)
 
     def sample(self, batch_size: int) -> dict[str, np.ndarray]:
         """Sample a batch uniformly over valid transitions."""

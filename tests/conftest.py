@@ -32,8 +32,6 @@ TINY = [
     "metrics_every=100",
     "metrics_probe_size=32",
     "log_every=100",
-    "logger.wandb_mode=disabled",
-    "logger.progress_bar=false",
 ]
 
 
@@ -64,10 +62,21 @@ SAC_TINY = [
 ]
 
 
-def run_train(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The real command line, `python -m fire_rl.train <args>`, from the repository root."""
+# Tests write no wandb files and draw no progress bar (a test that wants them passes quiet=False).
+QUIET = ["logger.wandb_mode=disabled", "logger.progress_bar=false"]
+
+
+def train_command(*args: str, quiet: bool = True) -> list[str]:
+    """The argv of `python -m fire_rl.train <args>`, QUIET last (after a multirun's `-m` too)."""
+    return [sys.executable, "-m", "fire_rl.train", *args, *(QUIET if quiet else [])]
+
+
+def run_train(
+    *args: str, timeout: int = 600, env: dict | None = None, quiet: bool = True
+) -> subprocess.CompletedProcess:
+    """The real command line, `python -m fire_rl.train <args>`, run from the repository root."""
     return subprocess.run(
-        [sys.executable, "-m", "fire_rl.train", *args],
+        train_command(*args, quiet=quiet),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -76,10 +85,10 @@ def run_train(*args: str, timeout: int = 600, env: dict | None = None) -> subpro
     )
 
 
-def compose_cfg(overrides: list[str] | None = None):
-    """The configuration `python -m fire_rl.train <overrides>` would run with."""
+def compose_cfg(overrides: list[str] | None = None, quiet: bool = True):
+    """The configuration `python -m fire_rl.train <overrides>` would run with (QUIET first: the overrides win)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=overrides or [])
+        return compose(config_name="train", overrides=[*(QUIET if quiet else []), *(overrides or [])])
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from envs.atari_wrappers import EpisodicLife, FireReset, NoopReset
 from fire_rl.build import build_run
 from fire_rl.episodes import EpisodeTracker
 
-CLEANRL = ["agent=dqn_cleanrl", "env=cleanrl_atari", "logger.wandb_mode=disabled", "agent.buffer_size=1000"]
+CLEANRL = ["agent=dqn_cleanrl", "env=cleanrl_atari", "agent.buffer_size=1000"]
 
 
 @pytest.fixture(scope="module")

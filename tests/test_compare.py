@@ -402,8 +402,6 @@ ANT_SWEEP = [
     "metrics_every=150",
     "metrics_probe_size=32",
     "log_every=150",
-    "logger.wandb_mode=disabled",
-    "logger.progress_bar=false",
 ]
 
 

@@ -46,7 +46,7 @@ def _agent_for_tasks(cfg):
 
 @pytest.mark.parametrize("path", GROUP_FILES + EXPERIMENT_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_config_file_composes_and_instantiates(path):
-    cfg = compose_cfg(_overrides(path))
+    cfg = compose_cfg(_overrides(path), quiet=False)
     agent = _agent_for_tasks(cfg)
     reset = build_reset(cfg)
     assert isinstance(reset, ResetStrategy)

@@ -41,10 +41,7 @@ def test_dqn_on_cuda_with_every_reset_strategy(tmp_path):
 
 def test_sac_on_cuda_with_its_reset_strategies(tmp_path):
     resets = "none,full,shrink_perturb,fire,dash,redo,cbp"
-    quiet = ["logger.wandb_mode=disabled", "logger.progress_bar=false"]
-    result = run_train(
-        "-m", f"+reset={resets}", *SAC_TINY, *quiet, "device=cuda", f"hydra.sweep.dir={tmp_path}", timeout=1800
-    )
+    result = run_train("-m", f"+reset={resets}", *SAC_TINY, "device=cuda", f"hydra.sweep.dir={tmp_path}", timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(finished(tmp_path)) == len(resets.split(","))
 

@@ -118,7 +118,7 @@ def test_snapshot_through_a_checkpoint_file_continues_exactly(tmp_path):
 
 # --- bad input ----------------------------------------------------------------------------------------------------
 
-MINATAR = ["env=minatar3", "agent=dqn_minatar", "logger.wandb_mode=disabled"]
+MINATAR = ["env=minatar3", "agent=dqn_minatar"]
 BAD = {
     "unknown game": (["env.tasks.0.env_id=MinAtar/SpaceInvader-v0"], "did you mean MinAtar/SpaceInvaders-v0"),
     "sticky probability": (["env.settings.sticky_action_prob=1.5"], "sticky_action_prob must be in [0, 1]"),
@@ -267,8 +267,6 @@ TINY_MINATAR = [
     "metrics_every=150",
     "metrics_probe_size=32",
     "log_every=150",
-    "logger.wandb_mode=disabled",
-    "logger.progress_bar=false",
 ]
 
 
@@ -322,8 +320,6 @@ def test_dqn_minatar_learns_breakout(tmp_path):
         "eval_max_episode_steps=2000",
         "metrics_every=12000",
         "log_every=4000",
-        "logger.wandb_mode=disabled",
-        "logger.progress_bar=false",
         f"hydra.run.dir={tmp_path}",
     ]
     result = run_train(*args, timeout=600)

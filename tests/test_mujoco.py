@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
@@ -13,7 +11,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-from conftest import REPO, compose_cfg
+from conftest import compose_cfg, run_train
 
 from envs.mujoco import DYNAMICS, MujocoSettings, MujocoSuite, draw_tasks, make_env, make_vector_env
 from envs.sequence import build_sequence
@@ -141,7 +139,7 @@ def test_friction_draws_are_reproducible_and_log_uniform():
 def test_slippery_ant_frictions_do_not_depend_on_the_run_seed(tmp_path):
     frictions = []
     for seed in (0, 3):
-        cfg = compose_cfg(["+experiment=slippery_ant", f"seed={seed}", "logger.wandb_mode=disabled"])
+        cfg = compose_cfg(["+experiment=slippery_ant", f"seed={seed}"])
         (tmp_path / str(seed)).mkdir()
         run = build_run(cfg, tmp_path / str(seed))
         open_outputs(run)
@@ -155,7 +153,7 @@ def test_slippery_ant_frictions_do_not_depend_on_the_run_seed(tmp_path):
 
 # --- bad input, refused before training -------------------------------------------------------------------------
 
-SAC = ["agent=sac", "env=halfcheetah_gravity", "logger.wandb_mode=disabled"]
+SAC = ["agent=sac", "env=halfcheetah_gravity"]
 BAD = {
     "unknown dynamics key": (["+env.tasks.0.dynamics.viscosity=2"], "valid keys: floor_friction, friction_scale"),
     "zero friction scale": (["+env.tasks.1.dynamics.friction_scale=0"], "friction_scale must be positive"),
@@ -190,7 +188,7 @@ def test_bad_mujoco_input_is_refused_before_training(name, tmp_path):
 
 def test_dynamics_on_an_atari_task_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="only MuJoCo task sequences"):
-        build_run(compose_cfg(["+env.tasks.0.dynamics.gravity=-1", "logger.wandb_mode=disabled"]), tmp_path)
+        build_run(compose_cfg(["+env.tasks.0.dynamics.gravity=-1"]), tmp_path)
 
 
 def test_humanoid_bench_ids_say_how_to_install():
@@ -272,11 +270,8 @@ def test_slippery_ant_command_produces_run_directory(tmp_path):
         "metrics_every=150",
         "metrics_probe_size=32",
         "log_every=100",
-        "logger.wandb_mode=disabled",
-        "logger.progress_bar=false",
     ]
-    command = [sys.executable, "-m", "fire_rl.train", "+experiment=slippery_ant", "+reset=fire", *tiny]
-    result = subprocess.run([*command, f"hydra.run.dir={tmp_path}"], cwd=REPO, capture_output=True, text=True)
+    result = run_train("+experiment=slippery_ant", "+reset=fire", *tiny, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("config.yaml", "env.json", "metrics.jsonl", "returns.png"):
         assert (tmp_path / name).stat().st_size > 0, name

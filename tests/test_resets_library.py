@@ -6,13 +6,11 @@ import copy
 import io
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY, atari_spaces
+from conftest import TINY, atari_spaces, run_train
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -484,13 +482,8 @@ SWEEP_STEPS = ["env.tasks.0.steps=350", "env.tasks.1.steps=350", "env.tasks.2.st
 def sweep(tmp_path_factory) -> dict[str, list[dict]]:
     """One `-m +reset=<all seven>` sweep on three real ALE games; returns each strategy's metrics rows."""
     out = tmp_path_factory.mktemp("sweep")
-    result = subprocess.run(
-        [sys.executable, "-m", "fire_rl.train", "-m", f"+reset={','.join(STRATEGIES)}", *TINY, *SWEEP_STEPS]
-        + [f"hydra.sweep.dir={out}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result = run_train(
+        "-m", f"+reset={','.join(STRATEGIES)}", *TINY, *SWEEP_STEPS, f"hydra.sweep.dir={out}", timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = {}

@@ -7,13 +7,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY, TINY_SWEEP, compose_cfg, run_train
+from conftest import REPO, TINY, TINY_SWEEP, compose_cfg, run_train, train_command
 
 from fire_rl.build import build_run
 from fire_rl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
@@ -26,7 +25,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 
 
 def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fire_rl.train", *args]
+    return train_command(*args)
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -102,8 +101,6 @@ LONG_EVAL = [
     "metrics_probe_size=32",
     "log_every=100",
     "torch_threads=1",
-    "logger.wandb_mode=disabled",
-    "logger.progress_bar=false",
 ]
 STOP_BOUND_S = 10.0  # signal to exit, checkpoint included; measured 0.28 s here (docs/slurm.md)
 
@@ -191,7 +188,7 @@ def test_resume_refuses_another_configuration_and_overwrites_nothing(tmp_path):
     assert result.returncode != 0 and "from another configuration" in result.stderr and "agent" in result.stderr
     assert ((tmp_path / "metrics.jsonl").read_bytes(), (tmp_path / "config.yaml").read_bytes()) == before
 
-    sac = build_run(compose_cfg(["+experiment=slippery_ant", "logger.wandb_mode=disabled"]), tmp_path / "sac")
+    sac = build_run(compose_cfg(["+experiment=slippery_ant"]), tmp_path / "sac")
     with pytest.raises(CheckpointError, match="another configuration"):
         branch(sac, str(list_checkpoints(tmp_path)[-1]))
 

@@ -6,13 +6,11 @@ import copy
 import io
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, box_spaces, compose_cfg
+from conftest import box_spaces, compose_cfg, run_train
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -218,7 +216,7 @@ def test_full_reset_returns_layernorm_to_theta0(replay):
 def test_loop_gives_sac_the_paper_sac_reset_modes(tmp_path):
     """policy: agent becomes the paper's SAC form; it and the preset's reset step are recorded in resolved.json,
     while config.yaml stays exactly what Hydra composed."""
-    base = ["+experiment=paper_sac", "logger.wandb_mode=disabled"]
+    base = ["+experiment=paper_sac"]
     for reset, policy in (("fire", "project_all"), ("shrink_perturb", "all")):
         cfg = compose_cfg([*base, f"+reset={reset}", "reset.at_steps=[7]"])
         run = build_run(cfg, tmp_path)
@@ -235,7 +233,7 @@ def test_loop_gives_sac_the_paper_sac_reset_modes(tmp_path):
 
 
 def test_paper_dqn_policy_is_refused_for_sac(tmp_path):
-    cfg = compose_cfg(["+experiment=paper_sac", "+reset=fire", "reset.policy=paper_dqn", "logger.wandb_mode=disabled"])
+    cfg = compose_cfg(["+experiment=paper_sac", "+reset=fire", "reset.policy=paper_dqn"])
     with pytest.raises(ConfigError, match="SACAgent's paper form is project_all"):
         build_run(cfg, tmp_path)
 
@@ -315,11 +313,8 @@ def test_paper_sac_intervenes_once_at_the_midpoint_with_action_repeat(tmp_path):
         "metrics_every=100",
         "metrics_probe_size=16",
         "log_every=50",
-        "logger.wandb_mode=disabled",
-        "logger.progress_bar=false",
     ]
-    command = [sys.executable, "-m", "fire_rl.train", "+experiment=paper_sac", "+reset=full", *tiny]
-    result = subprocess.run([*command, f"hydra.run.dir={tmp_path}"], cwd=REPO, capture_output=True, text=True)
+    result = run_train("+experiment=paper_sac", "+reset=full", *tiny, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if row["event"] == "reset"] == [100]
@@ -343,11 +338,8 @@ def test_sac_learns_pendulum(tmp_path):
         "eval_max_episode_steps=200",
         "metrics_every=4000",
         "log_every=1000",
-        "logger.wandb_mode=disabled",
-        "logger.progress_bar=false",
     ]
-    command = [sys.executable, "-m", "fire_rl.train", *overrides, f"hydra.run.dir={tmp_path}"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    result = run_train(*overrides, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     returns = [row["eval/Pendulum/return"] for row in rows if row["event"] == "eval"]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_train
+from conftest import REPO, run_train, train_command
 from golden_rows import read_rows
 
 from fire_rl.checkpoint import list_checkpoints
@@ -45,8 +45,6 @@ JOB = [
     "metrics_probe_size=32",
     "log_every=500",
     "torch_threads=1",
-    "logger.wandb_mode=disabled",
-    "logger.progress_bar=false",
 ]
 LONG = [*JOB, "env.tasks.0.steps=4000", "checkpoint_every=500"]  # long enough to be interrupted
 
@@ -92,7 +90,7 @@ def restarts(job: str) -> int:
 
 def launch(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "fire_rl.train", "-m", *LAUNCHER, *args],
+        train_command("-m", *LAUNCHER, *args),
         cwd=REPO,
         env=ENV,
         stdout=subprocess.PIPE,

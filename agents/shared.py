@@ -1,0 +1,31 @@
+"""What the DQN and SAC agents do the same way: fresh initialisations for resets, and loading a checkpoint taken
+after plasticity injection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+Built = TypeVar("Built")
+
+
+def seeded_init(seed: int, draw: int, build: Callable[[], Built]) -> Built:
+    """`build()` (new networks, their layers' own initialisers) under a torch seed derived from (seed, draw): the
+    same draw gives the same weights, and the training RNG stream is left where it was."""
+    derived = int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derived)
+        return build()
+
+
+def match_injection(state: dict[str, Any], injected: bool, nets: Iterable, rebuild_optimizers: Callable) -> None:
+    """Before loading `state`: if it was saved after plasticity injection and this agent has not injected, add the
+    injected heads to `nets` and rebuild the optimizers over the new trainable parameters, so every tensor of the
+    checkpoint has a place (the values then come from the checkpoint)."""
+    if state.get("injected", False) and not injected:
+        for net in nets:
+            net.add_injection_heads()
+        rebuild_optimizers()
