@@ -17,6 +17,7 @@ from agents.protocol import Regularizer, ResetDefaults
 from agents.shared import match_injection, seeded_init
 from envs.suite import Spaces
 from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
+from fire_rl.steps import crossed
 
 LOSS_KEYS = ("losses/td_loss",)
 # adam: the FIRE authors' DQN (and C-CHAIN's, with lr 3e-4); rmsprop_centered: the MinAtar paper's DQN.
@@ -183,7 +184,7 @@ class DQNAgent:
         """One gradient step on TD loss (+ the regulariser's penalty), and a hard target copy whenever `step` crosses
         a multiple of target_update_every. Returns detached device tensors: nothing is read back here."""
         values = self._gradient_step(batch)
-        if step // self.target_update_every > self.last_target_sync // self.target_update_every:
+        if crossed(self.last_target_sync, step, self.target_update_every):
             self.target.load_state_dict(self.q.state_dict())
             self.last_target_sync = step
         return values

@@ -1,14 +1,16 @@
-"""Build a run from its configuration: validate everything, then construct the env suite, agent, replay and reset.
+"""A run's components from its configuration: validate everything, then construct the env suite, agent, replay
+and reset strategy.
 
-Nothing here trains and nothing here writes until `open_outputs`: bad input is refused with a ConfigError before
-any file exists. The family-specific parts come from the env suite (envs/suite.py) that `env.kind` picks.
+Nothing here trains or writes: bad input is refused with a ConfigError before any file exists. The family-specific
+parts come from the env suite (envs/suite.py) that `env.kind` picks. fire_rl/run_state.py's `open_run` turns the
+components into a run (started fresh, resumed or branched, its outputs open).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,8 @@ RESOLVED_FILE = "resolved.json"
 
 
 @dataclass
-class Run:
-    """Everything the loop needs, built and validated before the first step."""
+class Components:
+    """What a run is made of, validated and constructed; nothing is written yet."""
 
     cfg: DictConfig
     run_dir: Path
@@ -41,15 +43,14 @@ class Run:
     reset: ResetStrategy
     replay: Any  # the suite's replay buffer (fire_rl/replay.py)
     resolved: dict[str, Any]  # what build settled that the config leaves open (device, the reset's per-agent form)
-    probe_rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    logger: RunLogger | None = None  # opened by open_outputs() once nothing can be refused any more
+    probe_rng: np.random.Generator  # draws the plasticity probes' observations
 
     @property
     def sequence(self) -> TaskSequence:
         return self.suite.sequence
 
 
-def build_run(cfg: DictConfig, run_dir: Path) -> Run:
+def build_components(cfg: DictConfig, run_dir: Path | None) -> Components:
     """Validate the whole configuration and construct every component; raises ConfigError on bad input."""
     validate_loop(cfg)
     if cfg.torch_threads is not None:
@@ -71,16 +72,18 @@ def build_run(cfg: DictConfig, run_dir: Path) -> Run:
     resolved["reset"] = resolve_reset(cfg, reset, agent)
     resolved["regularizer"] = attach_regularizer(cfg, agent)
     probe_rng = np.random.default_rng(cfg.seed + 1)
-    return Run(cfg, run_dir, suite, spaces, agent, reset, replay, resolved, probe_rng)
+    return Components(cfg, run_dir, suite, spaces, agent, reset, replay, resolved, probe_rng)
 
 
-def open_outputs(run: Run, wandb_id: str | None = None) -> None:
-    """Write config.yaml, env.json and resolved.json into the run directory and open the metrics logger."""
-    (run.run_dir / "env.json").write_text(json.dumps(run.suite.record(), indent=2))
-    (run.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(run.cfg, resolve=True))
-    (run.run_dir / RESOLVED_FILE).write_text(json.dumps(run.resolved, indent=2))
-    container = OmegaConf.to_container(run.cfg, resolve=True)
-    run.logger = RunLogger(run.run_dir, container, run.cfg.logger.wandb_mode, run.cfg.logger.wandb_project, wandb_id)
+def open_outputs(parts: Components, wandb_id: str | None) -> RunLogger:
+    """Write config.yaml, env.json and resolved.json into the run directory; the metrics logger, appending."""
+    run_dir, cfg = parts.run_dir, parts.cfg
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "env.json").write_text(json.dumps(parts.suite.record(), indent=2))
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run_dir / RESOLVED_FILE).write_text(json.dumps(parts.resolved, indent=2))
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return RunLogger(run_dir, container, cfg.logger.wandb_mode, cfg.logger.wandb_project, wandb_id)
 
 
 def check_run_options(cfg: DictConfig) -> None:

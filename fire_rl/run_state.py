@@ -1,8 +1,10 @@
-"""The whole continual state of a run, and how it is saved, resumed and branched.
+"""A run ready for the loop, and the whole continual state of a run: how it is saved, resumed and branched.
 
-A checkpoint holds the loop position (step, task visit, update credit, episode trackers, current observations and
-the exact env state), the agent (networks, targets, theta0, optimizers, its RNG), the replay buffer, every RNG the
-run draws from, and the logger's position (metrics-file offset, elapsed time, wandb run id).
+`open_run` is where a run starts: fresh, from the run directory's last checkpoint, or from another run's
+(`branch_from`); its outputs are opened there and nowhere else. A checkpoint holds the loop position (step, task
+visit, update credit, episode trackers, current observations and the exact env state), the agent (networks,
+targets, theta0, optimizers, its RNG), the replay buffer, every RNG the run draws from, and the logger's position
+(metrics-file offset, elapsed time, wandb run id).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from omegaconf import OmegaConf
 
 from envs.snapshot import restore_vector_env, snapshot_vector_env
-from fire_rl.build import Run, open_outputs
+from fire_rl.build import Components, open_outputs
 from fire_rl.checkpoint import (
     CheckpointError,
     check_fingerprint,
@@ -33,7 +35,8 @@ from fire_rl.checkpoint import (
     save_checkpoint,
 )
 from fire_rl.episodes import EpisodeTracker
-from fire_rl.logging import METRICS_FILE, truncate_metrics
+from fire_rl.logging import METRICS_FILE, RunLogger, truncate_metrics
+from fire_rl.steps import crossed, reached
 
 # Keys that may differ between a run and its resumption: where output goes and how it is shown.
 _NOT_IDENTITY = (
@@ -51,7 +54,7 @@ _NOT_IDENTITY = (
 
 @dataclass
 class LoopState:
-    """Where the loop is. `envs` holds an env snapshot only when a checkpoint was taken in the middle of a visit."""
+    """Where the loop is. `env_snapshot` is set only when a checkpoint was taken in the middle of a visit."""
 
     step: int = 0
     visit: int = 0
@@ -59,7 +62,7 @@ class LoopState:
     losses: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     tracker: EpisodeTracker | None = None
     obs: np.ndarray | None = None
-    envs: dict[str, Any] | None = None
+    env_snapshot: dict[str, Any] | None = None
     branch_reset: bool = False  # apply the configured reset once, at the branch point
     # A stop abandoned the evaluation or probe of the step that ended at `step`; this is that step's start, and
     # resuming does that step's evaluation, probes and the rest of its work first.
@@ -67,26 +70,45 @@ class LoopState:
     primed: bool = False  # the `prime_updates` priming is done (it happens once, when learning starts)
 
     def state_dict(self, envs) -> dict[str, Any]:
-        """Plain data for a checkpoint; `envs` (mid-visit) is snapshotted exactly."""
-        state = {**self.__dict__, "losses": dict(self.losses), "envs": snapshot_vector_env(envs) if envs else None}
+        """Plain data for a checkpoint; the live `envs` (mid-visit) are snapshotted exactly."""
+        state = {**self.__dict__, "losses": dict(self.losses)}
+        state["env_snapshot"] = snapshot_vector_env(envs) if envs else None
         state["tracker"] = self.tracker.state_dict() if self.tracker is not None else None
         return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> LoopState:
+        state = dict(state)
+        if "envs" in state:  # checkpoints written before the field was renamed (e.g. the midpoint sweep's)
+            state["env_snapshot"] = state.pop("envs")
         loop = cls(**state)
         loop.losses = defaultdict(list, loop.losses)
         loop.tracker = EpisodeTracker.from_state(loop.tracker) if loop.tracker is not None else None
         return loop
 
+    def take_branch_reset(self) -> bool:
+        """True once, at the first visit start of a branched run: that is when its reset is applied."""
+        pending, self.branch_reset = self.branch_reset, False
+        return pending
 
-def identity(run: Run) -> dict[str, Any]:
+
+@dataclass
+class Run(Components):
+    """A run ready for the loop: its components, and its metrics logger open (appending after the start point)."""
+
+    logger: RunLogger
+
+    def close(self) -> None:
+        self.logger.close()
+
+
+def identity(run: Components) -> dict[str, Any]:
     """What must match to resume: the resolved config minus output and scheduling-of-stops keys."""
     config = OmegaConf.to_container(run.cfg, resolve=True)
     return {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
 
 
-def shapes(run: Run) -> dict[str, Any]:
+def shapes(run: Components) -> dict[str, Any]:
     """What must match to branch: the agent family, every network parameter's shape, the replay's layout."""
     networks = run.agent.networks()
     nets = {name: {k: list(v.shape) for k, v in net.state_dict().items()} for name, (net, _) in networks.items()}
@@ -94,36 +116,60 @@ def shapes(run: Run) -> dict[str, Any]:
     return {"agent": run.cfg.agent.name, "networks": nets, "replay": replay}
 
 
-def crossed(prev_step: int, step: int, every: int | None) -> bool:
-    """True when (prev_step, step] contains a multiple of `every` (never when `every` is None)."""
-    return every is not None and step // every > prev_step // every
+@dataclass(frozen=True)
+class Ending:
+    """How a call of the loop ended: `done` (the sequence's end), `stop_at_step`, or a stop signal's name, with the
+    signal (the process then ends by it)."""
+
+    reason: str
+    signal: signal.Signals | None = None
+
+
+DONE, AT_STOP_STEP = Ending("done"), Ending("stop_at_step")
 
 
 class StopRequested(BaseException):
     """A stop signal arrived during an evaluation or a probe; the checkpoint is written, the run stops. Not an
     Exception, so that no `except Exception` in library code on the way swallows it (as KeyboardInterrupt)."""
 
-    def __init__(self, signal_name: str):
-        super().__init__(signal_name)
-        self.signal_name = signal_name
+    def __init__(self, sig: signal.Signals):
+        super().__init__(sig.name)
+        self.ending = Ending(sig.name, sig)
+
+
+class Stops:
+    """When the loop stops: at a stop signal (the handler is `request`), or once `stop_at_step` is reached."""
+
+    def __init__(self, stop_at: int | None):
+        self.stop_at = stop_at
+        self.signals: list[signal.Signals] = []
+        self.interrupting = False  # inside an evaluation or a probe: a signal stops at once (Checkpointer)
+
+    def request(self, signum: int, frame: Any = None) -> None:
+        """Signal handler: stop at the end of the current step; inside an evaluation or a probe, at once."""
+        self.signals.append(signal.Signals(signum))
+        if self.interrupting:
+            raise StopRequested(self.signals[0])
+
+    def already_stopped(self, loop: LoopState) -> bool:
+        """Re-running a finished stage 1 resumes at its stop and must stop again at once."""
+        return self.stop_at is not None and loop.step >= self.stop_at
+
+    def after(self, prev_step: int, step: int) -> Ending | None:
+        """Why the loop stops after the step (prev_step, step], or None to go on."""
+        if self.signals:
+            return Ending(self.signals[0].name, self.signals[0])
+        if self.stop_at is not None and reached(prev_step, step, self.stop_at):
+            return AT_STOP_STEP
+        return None
 
 
 class Checkpointer:
-    """When the loop saves (every task switch, every `checkpoint_every` steps, a stop request) and when it stops
-    (a signal, or `stop_at_step`), plus the one-shot reset of a branched run."""
+    """When the loop saves: every task switch, every `checkpoint_every` steps, and whenever it stops."""
 
-    def __init__(self, run: Run):
-        self.run, cfg = run, run.cfg
-        self.every, self.stop_at, self.compress = cfg.checkpoint_every, cfg.stop_at_step, cfg.checkpoint_compress
-        self.signals: list[str] = []
-        self.parts_before: dict[str, Any] | None = None  # the run's state as an interruptible section began
-
-    def request_stop(self, signum: int, frame: Any = None) -> None:
-        """Signal handler: checkpoint at the end of the current step, then stop; inside an evaluation or a probe,
-        stop at once (see `interruptible`)."""
-        self.signals.append(signal.Signals(signum).name)
-        if self.parts_before is not None:
-            raise StopRequested(self.signals[0])
+    def __init__(self, run: Run, stops: Stops):
+        self.run, self.stops = run, stops
+        self.every, self.compress = run.cfg.checkpoint_every, run.cfg.checkpoint_compress
 
     @contextmanager
     def interruptible(self, loop: LoopState, envs, obs, prev_step: int) -> Iterator[None]:
@@ -131,42 +177,32 @@ class Checkpointer:
         authors' evaluation is 125k agent steps), so a stop signal abandons them at once: the checkpoint then holds
         the run as it was when they began (RNG states and metrics offset included) and marks the step unfinished,
         and resuming redoes them exactly. Raises StopRequested once the checkpoint is on disk."""
-        self.parts_before = run_parts(self.run)
+        parts_before = run_parts(self.run)
+        self.stops.interrupting = True
         try:
-            if self.signals:
-                raise StopRequested(self.signals[0])
+            if self.stops.signals:
+                raise StopRequested(self.stops.signals[0])
             yield
         except StopRequested:
-            parts, self.parts_before = self.parts_before, None  # a second signal must not interrupt the save
+            self.stops.interrupting = False  # a second signal must not interrupt the save
             loop.obs, loop.unfinished_step = obs, prev_step
-            save(self.run, loop, envs, self.compress, parts)
+            save(self.run, loop, envs, self.compress, parts_before)
             raise
         finally:
-            self.parts_before = None
+            self.stops.interrupting = False
 
-    def already_stopped(self, loop: LoopState) -> bool:
-        """Re-running a finished stage 1 resumes at its stop and must stop again at once."""
-        return self.stop_at is not None and loop.step >= self.stop_at
-
-    def after_step(self, loop: LoopState, envs, obs, prev_step: int, visit_done: bool) -> str | None:
-        """Save mid-visit when due or stopping (the switch checkpoint covers a visit's last step); returns why to
-        stop (a signal name or `stop_at_step`), else None."""
-        stop = self.signals[0] if self.signals else None
-        if stop is None and self.stop_at is not None and prev_step < self.stop_at <= loop.step:
-            stop = "stop_at_step"
-        if stop or (crossed(prev_step, loop.step, self.every) and not visit_done):
+    def after_step(self, loop: LoopState, envs, obs, prev_step: int, visit_done: bool) -> Ending | None:
+        """Save mid-visit when due or stopping (the switch checkpoint covers a visit's last step); returns why the
+        loop stops after this step, else None."""
+        ending = self.stops.after(prev_step, loop.step)
+        if ending or (crossed(prev_step, loop.step, self.every) and not visit_done):
             loop.obs = obs
             save(self.run, loop, envs, self.compress)
-        return stop
+        return ending
 
     def at_switch(self, loop: LoopState) -> None:
         """Every switch (and the end) is a checkpoint: the branch points of a sequence."""
         save(self.run, loop, None, self.compress)
-
-    def take_branch_reset(self, loop: LoopState) -> bool:
-        """True once, at the first visit start of a branched run: that is when its reset is applied."""
-        pending, loop.branch_reset = loop.branch_reset, False
-        return pending
 
 
 def run_parts(run: Run) -> dict[str, Any]:
@@ -200,7 +236,7 @@ def save(run: Run, loop: LoopState, envs, compress: bool = False, parts: dict[st
     )
 
 
-def restore(run: Run, state: dict[str, Any], replay: dict[str, Any]) -> LoopState:
+def restore(run: Components, state: dict[str, Any], replay: dict[str, Any]) -> LoopState:
     """Put agent, replay and RNGs into the checkpoint's state; return the loop position."""
     run.agent.load_state_dict(state["agent"])
     run.reset.load_state_dict(state.get("reset", {}))
@@ -216,11 +252,11 @@ def restore(run: Run, state: dict[str, Any], replay: dict[str, Any]) -> LoopStat
 
 def restore_envs(envs, loop: LoopState) -> None:
     """Continue a mid-visit checkpoint's episodes exactly where they stopped."""
-    restore_vector_env(envs, loop.envs)
-    loop.envs = None
+    restore_vector_env(envs, loop.env_snapshot)
+    loop.env_snapshot = None
 
 
-def resume(run: Run) -> tuple[LoopState, dict[str, Any]] | None:
+def resume(run: Components) -> tuple[LoopState, dict[str, Any]] | None:
     """The loop state of the run directory's newest usable checkpoint, after checking it belongs to this config."""
     if not list_checkpoints(run.run_dir):
         return None
@@ -230,11 +266,10 @@ def resume(run: Run) -> tuple[LoopState, dict[str, Any]] | None:
     path, state, replay, manifest = found
     # The configuration decides everything; network shapes may legitimately have grown (plasticity injection).
     check_fingerprint(manifest["fingerprint"], {"identity": identity(run)}, path)
-    truncate_metrics(run.run_dir, int(state["logger"]["offset"]))
     return restore(run, state, replay), state["logger"]
 
 
-def branch(run: Run, path: str) -> LoopState:
+def branch(run: Components, path: str) -> LoopState:
     """Start from another run's checkpoint (replay included) and mark the configured reset for the branch point."""
     state, replay, manifest = load_checkpoint(Path(path))
     check_fingerprint(manifest["fingerprint"], {"shapes": shapes(run)}, Path(path))
@@ -257,17 +292,21 @@ def finished(run_dir: Path) -> bool:
     return last.startswith(b'{"event": "end"')
 
 
-def start(run: Run) -> LoopState:
-    """A fresh loop, or the state of the run directory's last checkpoint, or a branch from another run's."""
-    cfg = run.cfg
-    resumed = resume(run)
+FRESH_LOGGER = {"offset": 0, "elapsed_s": 0.0, "wandb_id": None}  # the logger position of a run not yet begun
+
+
+def open_run(parts: Components) -> tuple[Run, LoopState]:
+    """The run and where its loop starts: the run directory's last checkpoint, else a branch from another run's
+    checkpoint (`branch_from`), else fresh. The metrics file is cut back to the start point (rows of an attempt
+    that died after it), then the outputs are opened. Raises CheckpointError for a checkpoint that cannot be used."""
+    resumed = resume(parts)
     if resumed is not None:
         loop, logger_state = resumed
-        open_outputs(run, wandb_id=logger_state.get("wandb_id"))
-        run.logger.continue_from(logger_state["elapsed_s"])
-        print(f"fire_rl: resuming {run.run_dir} at step {loop.step}", file=sys.stderr)
-        return loop
-    loop = branch(run, cfg.branch_from) if cfg.branch_from else LoopState()
-    truncate_metrics(run.run_dir, 0)  # rows of an earlier attempt that died before its first checkpoint
-    open_outputs(run)
-    return loop
+        print(f"fire_rl: resuming {parts.run_dir} at step {loop.step}", file=sys.stderr)
+    else:
+        loop = branch(parts, parts.cfg.branch_from) if parts.cfg.branch_from else LoopState()
+        logger_state = FRESH_LOGGER
+    truncate_metrics(parts.run_dir, int(logger_state["offset"]))
+    logger = open_outputs(parts, logger_state.get("wandb_id"))
+    logger.continue_from(logger_state["elapsed_s"])
+    return Run(**vars(parts), logger=logger), loop

@@ -1,7 +1,7 @@
 """Train an agent on a task sequence with a reset strategy: `python -m fire_rl.train +reset=fire`.
 
-The loop, top to bottom: build and validate everything (fire_rl/build.py), resume or branch if asked
-(fire_rl/run_state.py), then for each task visit make its envs, apply the reset at the switch, and act, store,
+The loop, top to bottom: build and validate everything (fire_rl/build.py), open the run fresh, resumed or
+branched (fire_rl/run_state.py), then for each task visit make its envs, apply the reset at the switch, and act, store,
 learn, evaluate, probe, reset and checkpoint until the visit's budget is spent. Everything family-specific comes
 from the env suite that `env.kind` picks (envs/suite.py); the agent is used through agents/protocol.py.
 """
@@ -24,14 +24,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from envs.sequence import Task
 from fire_rl import evaluation, run_state
-from fire_rl.build import Run, build_run, check_run_options
+from fire_rl.build import build_components, check_run_options
 from fire_rl.checkpoint import CheckpointError
 from fire_rl.config import ConfigError
 from fire_rl.episodes import EpisodeTracker
 from fire_rl.logging import Progress
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.plots import plot_returns
-from fire_rl.run_state import Checkpointer, LoopState, StopRequested, crossed
+from fire_rl.run_state import AT_STOP_STEP, DONE, Checkpointer, Ending, LoopState, Run, StopRequested, Stops
+from fire_rl.steps import crossed
 
 NAMING_KEYS = ("experiment", "agent", "env", "reset", "seed")
 # Preemption: write a checkpoint, then end by the signal (a stopped run is not a finished one, so no launcher may
@@ -112,18 +113,19 @@ class Cadence:
         )
 
 
-def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
-    """Run the sequence from `loop` to the end; returns how it stopped: done, stop_at_step or a signal name."""
+def train(run: Run, loop: LoopState, stops: Stops) -> Ending:
+    """Run the sequence from `loop` to its end, or until `stops` says stop; every stop leaves a checkpoint."""
     agent, replay, logger, every = run.agent, run.replay, run.logger, Cadence.of(run)
-    if saver.already_stopped(loop):
-        return "stop_at_step"
+    if stops.already_stopped(loop):
+        return AT_STOP_STEP
+    saver = Checkpointer(run, stops)
     ends = np.cumsum([task.steps for task in run.sequence.visits])
     progress = Progress(run.sequence.total_steps, run.cfg.logger.progress_bar, initial=loop.step)
     started, start_step = time.perf_counter(), loop.step
     while loop.visit < len(run.sequence.visits):
         task = run.sequence.visits[loop.visit]
         envs = run.suite.make_vector_env(task, run.cfg.agent.num_envs)
-        obs = start_visit(run, loop, task, envs, saver)
+        obs = start_visit(run, loop, task, envs)
         while loop.step < ends[loop.visit] or loop.unfinished_step is not None:
             if loop.unfinished_step is None:
                 # --- act and store ---
@@ -147,25 +149,25 @@ def train(run: Run, loop: LoopState, saver: Checkpointer) -> str:
             except StopRequested as stop:
                 envs.close()
                 progress.close()
-                return stop.signal_name
+                return stop.ending
             if crossed(prev_step, loop.step, every.log_every):
                 log_train(run, loop.step, task, loop.losses, (loop.step - start_step) / (time.perf_counter() - started))
                 loop.losses.clear()
             if run.reset.due(prev_step, loop.step, switched=False):
                 apply_reset(run, loop.step, task, "schedule")
             # --- checkpoint and stop: always after everything this step logs ---
-            stop = saver.after_step(loop, envs, obs, prev_step, visit_done=loop.step >= ends[loop.visit])
-            if stop:
+            ending = saver.after_step(loop, envs, obs, prev_step, visit_done=loop.step >= ends[loop.visit])
+            if ending:
                 envs.close()
                 progress.close()
-                return stop
+                return ending
         envs.close()
         loop.visit, loop.obs = loop.visit + 1, None
         saver.at_switch(loop)
     progress.close()
     logger.log("end", loop.step)
     plot_returns(run.run_dir)
-    return "done"
+    return DONE
 
 
 def evaluate_and_probe(
@@ -227,11 +229,11 @@ def mean_of(values: list) -> float:
     return float(torch.stack([torch.as_tensor(v) for v in values]).double().mean())
 
 
-def start_visit(run: Run, loop: LoopState, task: Task, envs, saver: Checkpointer) -> np.ndarray:
+def start_visit(run: Run, loop: LoopState, task: Task, envs) -> np.ndarray:
     """New envs for a visit: restored mid-episode on resume, else reset, logged, and reset-strategy applied."""
-    if loop.envs is not None:
+    if loop.env_snapshot is not None:
         run_state.restore_envs(envs, loop)
-        if saver.take_branch_reset(loop):
+        if loop.take_branch_reset():
             apply_reset(run, loop.step, task, "branch")
         return loop.obs
     obs, _ = envs.reset(seed=run.cfg.seed + 1_000 * loop.visit)
@@ -239,7 +241,7 @@ def start_visit(run: Run, loop: LoopState, task: Task, envs, saver: Checkpointer
     loop.tracker = EpisodeTracker(run.cfg.agent.num_envs)
     switch = run.suite.switch_values(task, envs)
     run.logger.log("switch", loop.step, task=task.name, visit=loop.visit, env_id=task.env_id, **switch)
-    branched = saver.take_branch_reset(loop)
+    branched = loop.take_branch_reset()
     if branched or (loop.visit > 0 and run.reset.due(loop.step, loop.step, switched=True)):
         apply_reset(run, loop.step, task, "branch" if branched else "switch")
         plot_returns(run.run_dir)
@@ -261,24 +263,24 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(cfg.resume) if cfg.get("resume") else Path(HydraConfig.get().runtime.output_dir)
     try:
         check_run_options(cfg)
-        run = build_run(cfg, run_dir)
+        parts = build_components(cfg, run_dir)
         if run_state.finished(run_dir):  # a re-run sweep finishes what is unfinished and leaves the rest alone
             print(f"run directory: {run_dir} (finished earlier; left as it is)", flush=True)
             return
-        loop = run_state.start(run)
+        run, loop = run_state.open_run(parts)
     except (ConfigError, CheckpointError) as err:
         if os.environ.get("SUBMITIT_FOLDER"):  # a launcher's job: an exception is what submitit records as failed
             raise
         sys.exit(f"fire_rl: error: {err}")
-    saver = Checkpointer(run)
-    previous = {sig: signal.signal(sig, saver.request_stop) for sig in STOP_SIGNALS}
+    stops = Stops(cfg.stop_at_step)
+    previous = {sig: signal.signal(sig, stops.request) for sig in STOP_SIGNALS}
     try:
-        how = train(run, loop, saver)
+        ending = train(run, loop, stops)
     finally:
-        run.logger.close()
-    print(f"run directory: {run_dir} ({how})", flush=True)
-    if how in {sig.name for sig in STOP_SIGNALS}:
-        end_by_signal(getattr(signal, how), previous.get(getattr(signal, how)))
+        run.close()
+    print(f"run directory: {run_dir} ({ending.reason})", flush=True)
+    if ending.signal is not None:
+        end_by_signal(ending.signal, previous.get(ending.signal))
 
 
 def end_by_signal(sig: signal.Signals, previous_handler) -> None:

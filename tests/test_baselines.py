@@ -12,7 +12,7 @@ from conftest import TINY, compose_cfg, run_train
 from torch import nn
 
 from agents.protocol import ResetDefaults
-from fire_rl.build import build_run
+from fire_rl.build import build_components
 from fire_rl.config import ConfigError
 from fire_rl.regularizers import L2Init, Parseval
 from fire_rl.resets import CBP
@@ -112,7 +112,7 @@ def test_cbp_defaults_are_the_loss_of_plasticity_ones_and_refusals_name_both():
         CBP(replacement_rate=2.0)
     cfg = compose_cfg(["+experiment=halfcheetah_gravity", "agent=sac_simba", "+reset=cbp"])
     with pytest.raises(ConfigError, match="CBP found no hidden layer.*SimBa's residual blocks"):
-        build_run(cfg, None)
+        build_components(cfg, None)
 
 
 # --- regularisers --------------------------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def test_parseval_penalty_and_gradient_by_hand():
 
 def test_a_regularizer_needs_a_known_name_and_a_valid_coefficient(tmp_path):
     with pytest.raises(ConfigError, match="coef must be >= 0"):
-        build_run(compose_cfg(["+regularizer=l2_init", "regularizer.coef=-1"]), tmp_path)
+        build_components(compose_cfg(["+regularizer=l2_init", "regularizer.coef=-1"]), tmp_path)
 
 
 # --- tiny real runs ---------------------------------------------------------------------------------------------------
@@ -181,7 +181,7 @@ def test_tiny_real_runs_with_each_regularizer_log_it(regularizer, tmp_path):
 
 def test_sac_mlp_takes_cbp_and_redo_on_both_heads(tmp_path):
     cfg = compose_cfg(["+experiment=halfcheetah_gravity", "+reset=cbp"])
-    run = build_run(cfg, tmp_path)
+    run = build_components(cfg, tmp_path)
     graph = run.agent.unit_graph()
     assert graph["actor"]["fc2"] == ("encoder.layers.fc2", ("mean", "log_std"))
     assert graph["critic"]["q2.fc2"] == ("q2.encoder.layers.fc2", ("q2.out",))

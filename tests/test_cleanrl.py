@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import compose_cfg
 
 from envs.atari_wrappers import EpisodicLife, FireReset, NoopReset
-from fire_rl.build import build_run
+from fire_rl.build import build_components
 from fire_rl.episodes import EpisodeTracker
 
 CLEANRL = ["agent=dqn_cleanrl", "env=cleanrl_atari", "agent.buffer_size=1000"]
@@ -18,7 +18,7 @@ CLEANRL = ["agent=dqn_cleanrl", "env=cleanrl_atari", "agent.buffer_size=1000"]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return build_run(compose_cfg(CLEANRL), tmp_path_factory.mktemp("cleanrl"))
+    return build_components(compose_cfg(CLEANRL), tmp_path_factory.mktemp("cleanrl"))
 
 
 def test_learner_is_cleanrls(run):
@@ -62,7 +62,7 @@ def test_wrappers_are_cleanrls_in_its_order(run):
         "NoopReset",
     ]
     assert "StickyAction" not in chain and env.action_space.n == 4
-    freeway = build_run(compose_cfg([*CLEANRL, "env.tasks.0.env_id=ALE/Freeway-v5"]), None).suite
+    freeway = build_components(compose_cfg([*CLEANRL, "env.tasks.0.env_id=ALE/Freeway-v5"]), None).suite
     assert not any(isinstance(w, FireReset) for w in _layers(freeway.make_eval_env(freeway.sequence.visits[0], 10)))
 
 

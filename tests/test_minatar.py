@@ -19,7 +19,7 @@ from envs.minatar import GAMES, MinatarEnv, MinatarSettings, MinatarSuite, make_
 from envs.sequence import build_sequence
 from envs.snapshot import restore_vector_env, snapshot_vector_env
 from envs.suite import Spaces
-from fire_rl.build import build_run
+from fire_rl.build import build_components
 from fire_rl.checkpoint import load_tree, save_tree
 from fire_rl.config import ConfigError
 from fire_rl.metrics import plasticity_metrics
@@ -136,7 +136,7 @@ BAD = {
 def test_bad_minatar_input_is_refused_before_training(name, tmp_path):
     overrides, expected = BAD[name]
     with pytest.raises(ConfigError) as err:
-        build_run(compose_cfg(MINATAR + overrides), tmp_path)
+        build_components(compose_cfg(MINATAR + overrides), tmp_path)
     assert expected in str(err.value)
     assert not (tmp_path / "metrics.jsonl").exists()
 

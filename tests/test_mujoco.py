@@ -15,9 +15,10 @@ from conftest import compose_cfg, run_train
 
 from envs.mujoco import DYNAMICS, MujocoSettings, MujocoSuite, draw_tasks, make_env, make_vector_env
 from envs.sequence import build_sequence
-from fire_rl.build import build_run, open_outputs
+from fire_rl.build import build_components
 from fire_rl.config import ConfigError
 from fire_rl.replay import TransitionReplay
+from fire_rl.run_state import open_run
 
 SETTINGS = MujocoSettings()
 
@@ -141,9 +142,8 @@ def test_slippery_ant_frictions_do_not_depend_on_the_run_seed(tmp_path):
     for seed in (0, 3):
         cfg = compose_cfg(["+experiment=slippery_ant", f"seed={seed}"])
         (tmp_path / str(seed)).mkdir()
-        run = build_run(cfg, tmp_path / str(seed))
-        open_outputs(run)
-        run.logger.close()
+        run, _ = open_run(build_components(cfg, tmp_path / str(seed)))
+        run.close()
         frictions.append([t.dynamics["floor_friction"] for t in run.sequence.visits])
         record = json.loads((tmp_path / str(seed) / "env.json").read_text())
         assert [t["dynamics_in_force"]["floor_friction"] for t in record["tasks"]] == frictions[-1]
@@ -181,14 +181,14 @@ BAD = {
 def test_bad_mujoco_input_is_refused_before_training(name, tmp_path):
     overrides, expected = BAD[name]
     with pytest.raises(ConfigError) as err:
-        build_run(compose_cfg(SAC + overrides), tmp_path)
+        build_components(compose_cfg(SAC + overrides), tmp_path)
     assert expected in str(err.value)
     assert not (tmp_path / "metrics.jsonl").exists()
 
 
 def test_dynamics_on_an_atari_task_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="only MuJoCo task sequences"):
-        build_run(compose_cfg(["+env.tasks.0.dynamics.gravity=-1"]), tmp_path)
+        build_components(compose_cfg(["+env.tasks.0.dynamics.gravity=-1"]), tmp_path)
 
 
 def test_humanoid_bench_ids_say_how_to_install():

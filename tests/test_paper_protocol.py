@@ -14,14 +14,14 @@ from agents.dqn import EpsilonGreedy
 from envs.atari import AtariSettings, make_env
 from envs.sequence import build_sequence
 from fire_rl import evaluation
-from fire_rl.build import build_run
+from fire_rl.build import build_components
 from fire_rl.episodes import EpisodeTracker
 
 PAPER = ["+experiment=paper_dqn", "agent.buffer_size=1000"]
 
 
 def test_paper_dqn_shrink_perturb_is_the_sr_dqn_form_without_extra_flags(tmp_path):
-    run = build_run(compose_cfg([*PAPER, "+reset=shrink_perturb"]), tmp_path)
+    run = build_components(compose_cfg([*PAPER, "+reset=shrink_perturb"]), tmp_path)
     agent = run.agent
     with torch.no_grad():  # move every weight away from theta0, as training would
         for p in agent.q.parameters():
@@ -82,7 +82,7 @@ def test_authors_preprocessing_order_matches_a_hand_built_reference_pixel_for_pi
 
 def test_the_authors_evaluation_counts_steps_and_averages_completed_episodes(tmp_path):
     cfg = [*PAPER, "env.tasks.0.env_id=ALE/Pong-v5", "env.settings.max_episode_steps=30", "eval_steps=400"]
-    run = build_run(compose_cfg([*cfg, "eval_num_envs=2"]), tmp_path)
+    run = build_components(compose_cfg([*cfg, "eval_num_envs=2"]), tmp_path)
     task = run.sequence.visits[0]
     calls = []
     act = run.agent.act

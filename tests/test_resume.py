@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import REPO, TINY, TINY_SWEEP, compose_cfg, run_train, train_command
 
-from fire_rl.build import build_run
+from fire_rl.build import build_components
 from fire_rl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from fire_rl.run_state import branch
 
@@ -84,7 +84,7 @@ def test_sigterm_writes_a_checkpoint_and_ends_by_the_signal(tmp_path):
     assert proc.returncode == -signal.SIGTERM and "(SIGTERM)" in out
     (checkpoint,) = list_checkpoints(tmp_path)
     state, _, _ = load_checkpoint(checkpoint)
-    assert 0 < state["loop"]["step"] < 100_000 and state["loop"]["envs"] is not None  # mid-visit, envs included
+    assert 0 < state["loop"]["step"] < 100_000 and state["loop"]["env_snapshot"] is not None  # mid-visit, envs included
 
 
 # A MinAtar run whose evaluation at step 200 is long (400 greedy episodes) next to everything else; no update
@@ -152,9 +152,9 @@ def test_branch_applies_the_reset_once_and_keeps_the_buffer(tmp_path):
     assert not any(row["event"] == "reset" for row in rows(stage1))
 
     _, saved_replay, _ = load_checkpoint(checkpoint)
-    run = build_run(compose_cfg([*RUN, "+reset=fire"]), tmp_path / "inproc")
+    run = build_components(compose_cfg([*RUN, "+reset=fire"]), tmp_path / "inproc")
     loop = branch(run, str(checkpoint))
-    assert loop.step == 300 and loop.branch_reset and loop.envs is not None
+    assert loop.step == 300 and loop.branch_reset and loop.env_snapshot is not None
     n = len(saved_replay["frames"])
     assert np.array_equal(run.replay.frames[:n], saved_replay["frames"]) and len(run.replay) > 0
 
@@ -188,7 +188,7 @@ def test_resume_refuses_another_configuration_and_overwrites_nothing(tmp_path):
     assert result.returncode != 0 and "from another configuration" in result.stderr and "agent" in result.stderr
     assert ((tmp_path / "metrics.jsonl").read_bytes(), (tmp_path / "config.yaml").read_bytes()) == before
 
-    sac = build_run(compose_cfg(["+experiment=slippery_ant"]), tmp_path / "sac")
+    sac = build_components(compose_cfg(["+experiment=slippery_ant"]), tmp_path / "sac")
     with pytest.raises(CheckpointError, match="another configuration"):
         branch(sac, str(list_checkpoints(tmp_path)[-1]))
 

@@ -18,12 +18,13 @@ from agents.sac import SACAgent
 from agents.simba import LAYER_NORM_EPS, RunningNorm
 from envs.mujoco import MujocoSettings, make_vector_env
 from envs.sequence import build_sequence
-from fire_rl.build import build_run, open_outputs
+from fire_rl.build import build_components
 from fire_rl.config import ConfigError
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.replay import TransitionReplay
 from fire_rl.resets import FIRE, FullReset, ShrinkPerturb
 from fire_rl.resets.isometry import fire_project
+from fire_rl.run_state import open_run
 
 # The paper's SimBa preset at a width that keeps CPU tests fast; the structure is the same.
 SMALL_SIMBA = dict(
@@ -219,9 +220,8 @@ def test_loop_gives_sac_the_paper_sac_reset_modes(tmp_path):
     base = ["+experiment=paper_sac"]
     for reset, policy in (("fire", "project_all"), ("shrink_perturb", "all")):
         cfg = compose_cfg([*base, f"+reset={reset}", "reset.at_steps=[7]"])
-        run = build_run(cfg, tmp_path)
-        open_outputs(run)
-        run.logger.close()
+        run, _ = open_run(build_components(cfg, tmp_path))
+        run.close()
         assert run.reset.policy_in_force == policy and run.reset.schedule.at_steps == (7, 500_000)
         resolved = json.loads((tmp_path / "resolved.json").read_text())["reset"]
         assert resolved["policy"] == policy and resolved["at_steps"] == [7, 500_000]
@@ -235,7 +235,7 @@ def test_loop_gives_sac_the_paper_sac_reset_modes(tmp_path):
 def test_paper_dqn_policy_is_refused_for_sac(tmp_path):
     cfg = compose_cfg(["+experiment=paper_sac", "+reset=fire", "reset.policy=paper_dqn"])
     with pytest.raises(ConfigError, match="SACAgent's paper form is project_all"):
-        build_run(cfg, tmp_path)
+        build_components(cfg, tmp_path)
 
 
 # --- networks, probes, checkpoints ----------------------------------------------------------------------------

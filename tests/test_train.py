@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY, TINY_SWEEP, compose_cfg
 from conftest import run_train as run_cli
 
-from fire_rl.build import build_run
+from fire_rl.build import build_components
 from fire_rl.config import ConfigError
 from fire_rl.run_state import EpisodeTracker
 from fire_rl.train import crossed
@@ -77,7 +77,7 @@ BAD_INPUTS = {
 def test_bad_input_is_refused_before_training(name, tmp_path):
     overrides, expected = BAD_INPUTS[name]
     with pytest.raises(ConfigError, match=None) as err:
-        build_run(compose_cfg(overrides), tmp_path)
+        build_components(compose_cfg(overrides), tmp_path)
     assert expected in str(err.value)
     assert not (tmp_path / "metrics.jsonl").exists()
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from agents.protocol import ResetDefaults, missing_capabilities
 from fire_rl.resets.isometry import deviation_from_isometry, raw_deviation_from_isometry
+from fire_rl.steps import crossed, reached
 
 # "agent" defers to the agent's `reset_defaults.optimizer` (the paper's choice for that agent; DQN: keep).
 OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched", "agent")
@@ -97,9 +98,7 @@ class Schedule:
         """True if a trigger lies in (prev_step, step]; steps jump by num_envs, so exact equality would miss them."""
         if self.at_switch and switched:
             return True
-        if any(prev_step < s <= step for s in self.at_steps):
-            return True
-        return self.every_steps is not None and step // self.every_steps > prev_step // self.every_steps
+        return any(reached(prev_step, step, s) for s in self.at_steps) or crossed(prev_step, step, self.every_steps)
 
 
 def _sq_dist(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
