@@ -13,8 +13,8 @@ from ale_py.vector_env import AtariVectorEnv
 
 from envs.atari_wrappers import AuthorsPreprocessing, EpisodicLife, FireReset, NoopReset, has_fire
 from envs.sequence import Task
-from envs.snapshot import Resumable
-from envs.suite import EnvSuite, Spaces, with_episode_cap
+from envs.snapshot import Resumable, SimulatorState
+from envs.suite import EnvSuite, Spaces
 from fire_rl.config import ConfigError, check_choice, check_positive
 from fire_rl.replay import FrameReplay
 
@@ -60,6 +60,23 @@ class AtariSettings:
             check_positive(f"env.{name}", getattr(self, name))
         if not 0.0 <= self.sticky_action_prob <= 1.0:
             raise ConfigError(f"env.sticky_action_prob must be in [0, 1], got {self.sticky_action_prob!r}")
+
+
+class ALESimulator(SimulatorState):
+    """The emulator's whole system state with its RNG, as the bytes of a serialized ALEState."""
+
+    key = "ale"
+    handles = frozenset({"ale", "_action_set"})  # the emulator handle and the game's action list, rebuilt
+
+    def read(self, base: Any) -> bytes | None:
+        return base.ale.cloneState(include_rng=True).serialize() if hasattr(base, "ale") else None
+
+    def write(self, base: Any, state: Any) -> None:
+        # An ALEState itself: a checkpoint written before states were stored as bytes (the codec decodes those).
+        base.ale.restoreState(state if isinstance(state, ale_py.ALEState) else ale_py.ALEState(state))
+
+
+ALE_STATE = ALESimulator()
 
 
 def ale_ids() -> list[str]:
@@ -136,7 +153,9 @@ def make_vector_env(task: Task, settings: AtariSettings, num_envs: int) -> gym.v
             use_fire_reset=False,
         )
     if settings.backend == "async":  # exact snapshots through the Resumable wrapper, inside the workers
-        return gym.vector.AsyncVectorEnv([lambda: Resumable(make_env(task, settings)) for _ in range(num_envs)])
+        return gym.vector.AsyncVectorEnv(
+            [lambda: Resumable(make_env(task, settings), ALE_STATE) for _ in range(num_envs)]
+        )
     return gym.vector.SyncVectorEnv([lambda: make_env(task, settings) for _ in range(num_envs)])
 
 
@@ -146,13 +165,15 @@ class AtariSuite(EnvSuite):
     kind = "atari"
     agent_family = "dqn"
     settings_type = AtariSettings
+    make_env = staticmethod(make_env)
+    simulator = ALE_STATE
 
     def spaces(self) -> Spaces:
         """Check ids, modes, difficulties and action spaces; every task shares one action count."""
         valid_ids = ale_ids()
         counts = {}
         for task in self.sequence.distinct_tasks:
-            if task.dynamics:
+            if "dynamics" in task.kwargs:
                 raise ConfigError(f"task {task.name} sets dynamics, which only MuJoCo task sequences have")
             if task.env_id not in valid_ids:
                 _reject_env_id(task.env_id, valid_ids)
@@ -183,8 +204,9 @@ class AtariSuite(EnvSuite):
     def make_vector_env(self, task: Task, num_envs: int) -> gym.vector.VectorEnv:
         return make_vector_env(task, self.settings, num_envs)
 
-    def make_eval_env(self, task: Task, max_episode_steps: int) -> gym.Env:
-        return make_env(task, with_episode_cap(self.settings, max_episode_steps))
+    def game_over(self, done: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
+        """With episodic life a lost life ends the learning episode, not the game: EpisodicLife's `game_over`."""
+        return np.asarray(done, dtype=bool) & np.asarray(infos.get("game_over", True), dtype=bool)
 
     def family_record(self) -> dict[str, Any]:
         """Every ALE setting in force, per task."""

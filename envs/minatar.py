@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs.sequence import Task
-from envs.suite import EnvSuite, Spaces, with_episode_cap
+from envs.suite import EnvSuite, Spaces
 from fire_rl.config import ConfigError, check_positive
 from fire_rl.replay import TransitionReplay
 
@@ -128,14 +128,15 @@ class MinatarSuite(EnvSuite):
     kind = "minatar"
     agent_family = "dqn"
     settings_type = MinatarSettings
+    make_env = staticmethod(make_env)  # MinAtar's env snapshots itself: the base SimulatorState
 
     def spaces(self) -> Spaces:
         """Every task a known game without extra options; the package installed."""
         _environment_class()
         for task in self.sequence.distinct_tasks:
             game_name(task.env_id)
-            if task.kwargs or task.dynamics:
-                extra = sorted({**task.kwargs, **task.dynamics})
+            if task.kwargs:
+                extra = sorted(task.kwargs)
                 raise ConfigError(
                     f"task {task.name}: MinAtar tasks take no options {extra} (games have no modes; use cycles "
                     "or settings)"
@@ -144,9 +145,6 @@ class MinatarSuite(EnvSuite):
 
     def make_vector_env(self, task: Task, num_envs: int) -> gym.vector.VectorEnv:
         return gym.vector.SyncVectorEnv([lambda: make_env(task, self.settings) for _ in range(num_envs)])
-
-    def make_eval_env(self, task: Task, max_episode_steps: int) -> gym.Env:
-        return make_env(task, with_episode_cap(self.settings, max_episode_steps))
 
     def family_record(self) -> dict[str, Any]:
         """The package version, every setting, and per task its game, native channels and time-limit note."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -13,7 +13,8 @@ import mujoco
 import numpy as np
 
 from envs.sequence import Task, TaskSequence, build_sequence
-from envs.suite import EnvSuite, Spaces, with_episode_cap
+from envs.snapshot import SimulatorState
+from envs.suite import EnvSuite, Spaces
 from fire_rl.config import ConfigError, check_positive
 from fire_rl.replay import TransitionReplay
 
@@ -36,6 +37,35 @@ HUMANOID_BENCH_INSTALL = (
     "`pip install git+https://github.com/carlosferrazza/humanoid-bench` (the FIRE authors used the fork "
     "isaac7778/humanoid-bench), or use the paper_sac default Humanoid-v5"
 )
+
+
+@dataclass(frozen=True)
+class MujocoTask(Task):
+    """A MuJoCo task: its model changes too (a task entry's `dynamics`, in the DYNAMICS vocabulary)."""
+
+    dynamics: Mapping[str, float] = field(default_factory=dict)
+
+
+class MujocoSimulator(SimulatorState):
+    """MuJoCo's integration state (positions, velocities, activations, time, ...); the model is rebuilt."""
+
+    key = "mujoco"
+    handles = frozenset({"model", "data", "mujoco_renderer"})
+    parts = mujoco.mjtState.mjSTATE_INTEGRATION  # what mj_getState copies
+
+    def read(self, base: Any) -> np.ndarray | None:
+        if not isinstance(getattr(base, "data", None), mujoco.MjData):
+            return None
+        state = np.empty(mujoco.mj_stateSize(base.model, self.parts))
+        mujoco.mj_getState(base.model, base.data, state, self.parts)
+        return state
+
+    def write(self, base: Any, state: Any) -> None:
+        mujoco.mj_setState(base.model, base.data, state, self.parts)
+        mujoco.mj_forward(base.model, base.data)
+
+
+MUJOCO_STATE = MujocoSimulator()
 
 
 @dataclass(frozen=True)
@@ -156,7 +186,7 @@ def draw_tasks(tasks: Sequence[Mapping[str, Any]], draws: Mapping[str, Any] | No
 # --- envs ---------------------------------------------------------------------------------------------------------
 
 
-def _make_base(task: Task, max_episode_steps: int | None) -> gym.Env:
+def _make_base(task: MujocoTask, max_episode_steps: int | None) -> gym.Env:
     if task.env_id.startswith(HUMANOID_BENCH_PREFIXES) and task.env_id not in gym.registry:
         try:
             import humanoid_bench  # noqa: F401  (registers the h1-*/g1-* ids)
@@ -168,7 +198,7 @@ def _make_base(task: Task, max_episode_steps: int | None) -> gym.Env:
     return env
 
 
-def make_env(task: Task, settings: MujocoSettings) -> gym.Env:
+def make_env(task: MujocoTask, settings: MujocoSettings) -> gym.Env:
     """One env with the task's dynamics: time limit, actions rescaled to [-1, 1], action repeat; raw rewards."""
     env = _make_base(task, settings.max_episode_steps)
     if settings.rescale_action:
@@ -179,7 +209,7 @@ def make_env(task: Task, settings: MujocoSettings) -> gym.Env:
     return env
 
 
-def make_vector_env(task: Task, settings: MujocoSettings, num_envs: int) -> gym.vector.VectorEnv:
+def make_vector_env(task: MujocoTask, settings: MujocoSettings, num_envs: int) -> gym.vector.VectorEnv:
     """A vector env for one task with gymnasium's next-step autoreset."""
     return gym.vector.SyncVectorEnv([lambda: make_env(task, settings) for _ in range(num_envs)])
 
@@ -190,11 +220,16 @@ class MujocoSuite(EnvSuite):
     kind = "mujoco"
     agent_family = "sac"
     settings_type = MujocoSettings
+    config_keys = (*EnvSuite.config_keys, "draws")
+    task_type = MujocoTask
+    make_env = staticmethod(make_env)
+    simulator = MUJOCO_STATE
 
     def build_sequence(self, env_cfg: Mapping[str, Any]) -> TaskSequence:
         """The listed tasks, each copied once per seeded dynamics draw when `env.draws` is given."""
         self.draws = dict(env_cfg["draws"]) if env_cfg.get("draws") else None
-        return build_sequence(draw_tasks(list(env_cfg.get("tasks") or []), self.draws), env_cfg.get("cycles", 1))
+        tasks = draw_tasks(list(env_cfg.get("tasks") or []), self.draws)
+        return build_sequence(tasks, env_cfg.get("cycles", 1), MujocoTask)
 
     def spaces(self) -> Spaces:
         """Check ids, make-kwargs, dynamics and spaces; every task shares one observation and action shape."""
@@ -224,16 +259,16 @@ class MujocoSuite(EnvSuite):
     def make_vector_env(self, task: Task, num_envs: int) -> gym.vector.VectorEnv:
         return make_vector_env(task, self.settings, num_envs)
 
-    def make_eval_env(self, task: Task, max_episode_steps: int) -> gym.Env:
-        return make_env(task, with_episode_cap(self.settings, max_episode_steps))
-
     @property
     def steps_per_act(self) -> int:
         return self.settings.action_repeat
 
     def switch_values(self, task: Task, envs: gym.vector.VectorEnv) -> dict[str, Any]:
-        """The make-kwargs and every dynamics value in force, read back from the model."""
-        in_force = dynamics_in_force(envs.envs[0], task.dynamics)
+        """The make-kwargs and every dynamics value in force, read back from the model of an env built as the
+        training envs are (whatever kind of vector env holds those)."""
+        env = make_env(task, self.settings)
+        in_force = dynamics_in_force(env, task.dynamics)
+        env.close()
         return {**super().switch_values(task, envs), **{f"task/{k}": v for k, v in in_force.items()}}
 
     def family_record(self) -> dict[str, Any]:
@@ -264,7 +299,7 @@ class MujocoSuite(EnvSuite):
         return TransitionReplay(capacity, num_envs, spaces.obs_shape, spaces.action_shape, seed=seed)
 
 
-def _checked_base(task: Task, settings: MujocoSettings) -> gym.Env:
+def _checked_base(task: MujocoTask, settings: MujocoSettings) -> gym.Env:
     """The unwrapped-by-us env with its dynamics; unknown ids and bad make-kwargs become ConfigErrors."""
     if task.env_id not in gym.registry and not task.env_id.startswith(HUMANOID_BENCH_PREFIXES):
         close = difflib.get_close_matches(task.env_id, list(gym.registry), n=3)

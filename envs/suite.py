@@ -1,22 +1,25 @@
 """The env-suite interface: everything family-specific (Atari, MuJoCo, MinAtar, ...) behind one small base class.
 
 A suite is built from the `env` config. It owns the task sequence (dynamics draws included) and the shared
-settings, checks the tasks, makes training and evaluation envs, writes env.json, says what a switch row records,
-how many env steps one agent decision is, which replay buffer it needs and which agent family trains on it. The
-loop, build and compare talk only to this interface; `env.kind` picks the suite from `SUITES`.
+settings, checks the tasks, makes training and evaluation envs, snapshots and restores them exactly, says which
+episode ends end a game, writes env.json, says what a switch row records, how many env steps one agent decision
+is, which replay buffer it needs and which agent family trains on it. The loop, build, evaluation and compare talk
+only to this interface; `env.kind` picks the suite from `SUITES`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 
 from envs.sequence import Task, TaskSequence, build_sequence, sequence_record
+from envs.snapshot import SimulatorState, restore_vector_env, snapshot_vector_env
 from fire_rl.config import ConfigError, check_choice
 
 # env.kind -> "module:class". Imported on demand, so compare does not load simulators it does not need and an
@@ -56,19 +59,25 @@ class EnvSuite:
     kind: ClassVar[str]
     agent_family: ClassVar[str]  # the agent config's `name` that trains on this family
     settings_type: ClassVar[type]  # a frozen dataclass; its __post_init__ refuses bad values with ConfigError
+    config_keys: ClassVar[tuple[str, ...]] = ("kind", "tasks", "cycles", "settings")  # what `env` may hold
+    task_type: ClassVar[type[Task]] = Task  # a subclass when the family's tasks carry more (MuJoCo's dynamics)
+    make_env: ClassVar[Callable[[Task, Any], gym.Env]]  # (task, settings) -> one env as training sees it
+    simulator: ClassVar[SimulatorState] = SimulatorState()  # how the simulator's state is snapshotted
 
     def __init__(self, env_cfg: Mapping[str, Any]):
+        unknown = sorted(set(env_cfg) - set(self.config_keys))
+        if unknown:
+            raise ConfigError(
+                f"env.{unknown[0]} is not a setting of env.kind {self.kind} sequences; valid keys: "
+                f"{', '.join(self.config_keys)} (env.draws: MuJoCo sequences only)"
+            )
         self.settings = parse_settings(self.settings_type, env_cfg.get("settings") or {}, self.kind)
         self.sequence = self.build_sequence(env_cfg)
 
     # --- the task sequence --------------------------------------------------------------------------------------
     def build_sequence(self, env_cfg: Mapping[str, Any]) -> TaskSequence:
         """The sequence exactly as training runs it; families with dynamics draws override this."""
-        if env_cfg.get("draws"):
-            raise ConfigError(
-                f"env.draws (dynamics drawn per task) needs a MuJoCo task sequence, not env.kind {self.kind}"
-            )
-        return build_sequence(list(env_cfg.get("tasks") or []), env_cfg.get("cycles", 1))
+        return build_sequence(list(env_cfg.get("tasks") or []), env_cfg.get("cycles", 1), self.task_type)
 
     def spaces(self) -> Spaces:
         """Check every task against the settings (ids, options, shared spaces); ConfigError names what is wrong."""
@@ -83,7 +92,20 @@ class EnvSuite:
 
     def make_eval_env(self, task: Task, max_episode_steps: int) -> gym.Env:
         """One env as training sees it, with evaluation's own episode cap."""
-        raise NotImplementedError
+        return self.make_env(task, with_episode_cap(self.settings, max_episode_steps))
+
+    def game_over(self, done: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
+        """Which episode ends (`done`, per env or one env's) end the game: all of them, unless a family's envs
+        end learning episodes inside a game (Atari's episodic life)."""
+        return np.asarray(done, dtype=bool)
+
+    def snapshot(self, envs: gym.vector.VectorEnv) -> dict[str, Any]:
+        """The exact state of a training vector env mid-visit (envs/snapshot.py), for a checkpoint."""
+        return snapshot_vector_env(envs, self.simulator)
+
+    def restore(self, envs: gym.vector.VectorEnv, snapshot: dict[str, Any]) -> None:
+        """Put a freshly made vector env of the same task into a snapshot's state."""
+        restore_vector_env(envs, snapshot, self.simulator)
 
     @property
     def steps_per_act(self) -> int:

@@ -8,7 +8,7 @@ without a manifest, or whose files do not match it, is incomplete and is never l
 Loading runs no code from the checkpoint: the .pt files are read with `torch.load(weights_only=True)`, which admits
 only tensors and primitive containers (dict, list, tuple, str, bytes, numbers, None), and `replay.npz` with numpy's
 default `allow_pickle=False`. The few other things a run's state holds (numpy arrays and scalars, numpy RNGs,
-deques, ALE emulator states) are written as tagged primitives by `encode` and rebuilt by `decode`, an explicit
+deques) are written as tagged primitives by `encode` and rebuilt by `decode`, an explicit
 allowlist; anything else cannot be saved, and a file holding anything else is refused.
 """
 
@@ -61,8 +61,6 @@ def encode(obj: Any, where: str = "state") -> Any:
         return {_TAG: "randomstate", "state": encode(obj.get_state(legacy=False), where)}
     if isinstance(obj, collections.deque):
         return {_TAG: "deque", "items": encode(list(obj), where), "maxlen": obj.maxlen}
-    if type(obj).__name__ == "ALEState":
-        return {_TAG: "ale_state", "data": obj.serialize()}
     raise TypeError(f"{where}: {type(obj).__module__}.{type(obj).__qualname__} is not allowed in a checkpoint")
 
 
@@ -91,10 +89,8 @@ def decode(obj: Any) -> Any:
         return legacy
     if kind == "deque":
         return collections.deque(decode(obj["items"]), maxlen=obj["maxlen"])
-    if kind == "ale_state":
-        import ale_py
-
-        return ale_py.ALEState(obj["data"])
+    if kind == "ale_state":  # checkpoints written before the ALE snapshot held its state as bytes: those bytes
+        return obj["data"]
     raise CheckpointError(f"unknown encoded kind {kind!r}")
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from envs.sequence import TaskSequence, sequence_from_record
-from envs.suite import build_suite
+from envs.sequence import Task, TaskSequence, sequence_from_record
+from envs.suite import SUITES, build_suite, suite_class
 from fire_rl import compare_stats as st
 from fire_rl.compare_plots import describe, write_outputs
 from fire_rl.logging import METRICS_FILE
@@ -127,7 +127,8 @@ def run_sequence(path: str, config: dict, env_record: dict | None) -> TaskSequen
     """The sequence the run trained on: read back from its env.json, else built by its env suite from the config
     (dynamics draws included); SkipRun when neither works."""
     if env_record and env_record.get("sequence"):
-        return sequence_from_record(env_record["sequence"])
+        kind = env_record.get("kind")
+        return sequence_from_record(env_record["sequence"], suite_class(kind).task_type if kind in SUITES else Task)
     try:
         return build_suite(config["env"]).sequence
     except Exception as err:  # a config from another version or a hand-edited one

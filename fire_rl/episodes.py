@@ -8,9 +8,9 @@ import numpy as np
 class EpisodeTracker:
     """Raw-score returns per env under next-step autoreset (the step after an episode end is the reset step).
 
-    With episodic life (envs/atari_wrappers.py), a lost life ends the learning episode but not the game: pass the
-    envs' `game_over` flags and a return covers the whole game, as CleanRL logs it; without them every episode end
-    is a game end.
+    With episodic life (envs/atari_wrappers.py), a lost life ends the learning episode but not the game: pass which
+    episode ends are game ends (the suite's `game_over`) and a return covers the whole game, as CleanRL logs it;
+    without them every episode end is a game end.
     """
 
     def __init__(self, num_envs: int):

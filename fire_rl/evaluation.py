@@ -50,7 +50,7 @@ def episode_returns(run, task: Task, step: int) -> list[float]:
         while not done:
             action = run.agent.act(obs[None], step, explore=False)[0]
             obs, reward, terminated, truncated, info = env.step(action)
-            total, done = total + float(reward), truncated or (terminated and info.get("game_over", True))
+            total, done = total + float(reward), truncated or bool(run.suite.game_over(terminated, info))
             if terminated and not done:  # episodic life: a lost life, the game goes on
                 obs, _ = env.reset()
         returns.append(total)
@@ -66,7 +66,8 @@ def vector_step_returns(run, task: Task, step: int) -> list[float]:
     tracker, taken = EpisodeTracker(cfg.eval_num_envs), 0
     while taken < cfg.eval_steps:
         obs, rewards, terminated, truncated, infos = envs.step(run.agent.act(obs, step, explore=False))
-        returns += [episodic for episodic, _ in tracker.step(rewards, terminated | truncated, infos.get("game_over"))]
+        done = terminated | truncated
+        returns += [episodic for episodic, _ in tracker.step(rewards, done, run.suite.game_over(done, infos))]
         taken += cfg.eval_num_envs
     envs.close()
     return returns

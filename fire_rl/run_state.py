@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from envs.snapshot import restore_vector_env, snapshot_vector_env
 from fire_rl.build import Components, open_outputs
 from fire_rl.checkpoint import (
     CheckpointError,
@@ -69,10 +68,9 @@ class LoopState:
     unfinished_step: int | None = None
     primed: bool = False  # the `prime_updates` priming is done (it happens once, when learning starts)
 
-    def state_dict(self, envs) -> dict[str, Any]:
-        """Plain data for a checkpoint; the live `envs` (mid-visit) are snapshotted exactly."""
-        state = {**self.__dict__, "losses": dict(self.losses)}
-        state["env_snapshot"] = snapshot_vector_env(envs) if envs else None
+    def state_dict(self, env_snapshot: dict[str, Any] | None) -> dict[str, Any]:
+        """Plain data for a checkpoint, with the snapshot of the live envs when it is taken mid-visit."""
+        state = {**self.__dict__, "losses": dict(self.losses), "env_snapshot": env_snapshot}
         state["tracker"] = self.tracker.state_dict() if self.tracker is not None else None
         return state
 
@@ -223,7 +221,10 @@ def run_parts(run: Run) -> dict[str, Any]:
 
 def save(run: Run, loop: LoopState, envs, compress: bool = False, parts: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint of the whole run at the loop's current position (with `parts` taken earlier, if given)."""
-    state = {"loop": loop.state_dict(envs), **(parts if parts is not None else run_parts(run))}
+    state = {
+        "loop": loop.state_dict(run.suite.snapshot(envs) if envs else None),
+        **(parts if parts is not None else run_parts(run)),
+    }
     fingerprint = {"identity": identity(run), "shapes": shapes(run)}
     return save_checkpoint(
         run.run_dir,
@@ -250,9 +251,9 @@ def restore(run: Components, state: dict[str, Any], replay: dict[str, Any]) -> L
     return LoopState.from_state(state["loop"])
 
 
-def restore_envs(envs, loop: LoopState) -> None:
+def restore_envs(run: Run, envs, loop: LoopState) -> None:
     """Continue a mid-visit checkpoint's episodes exactly where they stopped."""
-    restore_vector_env(envs, loop.env_snapshot)
+    run.suite.restore(envs, loop.env_snapshot)
     loop.env_snapshot = None
 
 

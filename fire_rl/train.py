@@ -132,7 +132,8 @@ def train(run: Run, loop: LoopState, stops: Stops) -> Ending:
                 actions = agent.act(obs, loop.step)
                 next_obs, rewards, terminated, truncated, infos = envs.step(actions)
                 replay.add(actions, rewards, terminated, truncated, next_obs)
-                finished = loop.tracker.step(rewards, terminated | truncated, infos.get("game_over"))
+                done = terminated | truncated
+                finished = loop.tracker.step(rewards, done, run.suite.game_over(done, infos))
                 for episodic_return in log_episodes(run, loop.step, task, finished):
                     progress.episode(episodic_return)
                 obs, prev_step, loop.step = next_obs, loop.step, loop.step + every.stride
@@ -232,7 +233,7 @@ def mean_of(values: list) -> float:
 def start_visit(run: Run, loop: LoopState, task: Task, envs) -> np.ndarray:
     """New envs for a visit: restored mid-episode on resume, else reset, logged, and reset-strategy applied."""
     if loop.env_snapshot is not None:
-        run_state.restore_envs(envs, loop)
+        run_state.restore_envs(run, envs, loop)
         if loop.take_branch_reset():
             apply_reset(run, loop.step, task, "branch")
         return loop.obs

@@ -17,7 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from agents.sac import SACAgent
-from envs.mujoco import MujocoSettings, make_vector_env
+from envs.mujoco import MujocoSettings, MujocoTask, make_vector_env
 from envs.sequence import build_sequence
 from envs.suite import Spaces
 from fire_rl.replay import TransitionReplay
@@ -34,7 +34,7 @@ def preset(name: str) -> dict:
 
 def env_steps_per_second(name: str, steps: int, warmup: int, seed: int = 0) -> float:
     """Timed act/step/store/update loop after `warmup` random steps and 5 untimed updates."""
-    task = build_sequence([{"env_id": "HalfCheetah-v5", "steps": steps}]).visits[0]
+    task = build_sequence([{"env_id": "HalfCheetah-v5", "steps": steps}], task_type=MujocoTask).visits[0]
     envs = make_vector_env(task, MujocoSettings(), 1)
     options = {**preset(name), "learning_starts": 0}
     agent = SACAgent(Spaces.box_actions((17,), (6,)), seed=seed, **options)

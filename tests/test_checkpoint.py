@@ -14,8 +14,8 @@ import torch
 from conftest import TINY, run_train
 
 from envs import mujoco
-from envs.atari import AtariSettings, make_vector_env
-from envs.sequence import build_sequence
+from envs.atari import ALE_STATE, AtariSettings, make_vector_env
+from envs.sequence import Task, build_sequence
 from envs.snapshot import restore_env, restore_vector_env, snapshot_env, snapshot_vector_env
 from fire_rl.checkpoint import (
     CheckpointError,
@@ -47,10 +47,10 @@ def test_atari_vector_env_snapshot_continues_exactly():
     envs.reset(seed=3)
     rng = np.random.default_rng(0)
     _rollout(envs, [rng.integers(18, size=2) for _ in range(40)])
-    snapshot = pickle.loads(pickle.dumps(snapshot_vector_env(envs)))  # it must survive a trip through a file
+    snapshot = pickle.loads(pickle.dumps(snapshot_vector_env(envs, ALE_STATE)))  # it must survive a trip through a file
     fresh = make_vector_env(task, settings, num_envs=2)
     fresh.reset(seed=12345)  # a different seed: everything must come from the snapshot
-    restore_vector_env(fresh, snapshot)
+    restore_vector_env(fresh, snapshot, ALE_STATE)
     actions = [rng.integers(18, size=2) for _ in range(400)]
     original, restored = _rollout(envs, actions), _rollout(fresh, actions)
     assert sum(step[3].sum() for step in original) >= 2  # the comparison covered episode ends
@@ -64,10 +64,10 @@ def test_mujoco_env_snapshot_continues_exactly():
     rng = np.random.default_rng(1)
     for _ in range(20):
         env.step(rng.uniform(-1, 1, 6))
-    snapshot = pickle.loads(pickle.dumps(snapshot_env(env)))
+    snapshot = pickle.loads(pickle.dumps(snapshot_env(env, mujoco.MUJOCO_STATE)))
     fresh = gym.make("HalfCheetah-v5")
     fresh.reset(seed=99)
-    restore_env(fresh, snapshot)
+    restore_env(fresh, snapshot, mujoco.MUJOCO_STATE)
     for _ in range(50):
         action = rng.uniform(-1, 1, 6)
         a, b = env.step(action), fresh.step(action)
@@ -78,7 +78,7 @@ def test_ale_vector_backend_refuses_snapshots():
     task = build_sequence([{"env_id": "ALE/Pong-v5", "steps": 10}]).visits[0]
     envs = make_vector_env(task, AtariSettings(backend="ale_vector"), num_envs=1)
     with pytest.raises(NotImplementedError, match="backend=gymnasium"):
-        snapshot_vector_env(envs)
+        snapshot_vector_env(envs, ALE_STATE)
 
 
 def _save(run_dir, step, keep=2):
@@ -184,19 +184,22 @@ def test_the_allowlist_codec_round_trips_what_a_run_holds():
 
 @pytest.mark.parametrize("game", ["ALE/Pong-v5", "HalfCheetah-v5"])
 def test_env_snapshots_continue_exactly_through_a_checkpoint_file(game, tmp_path):
-    task = build_sequence([{"env_id": game, "steps": 10}]).visits[0]
+    task_type = Task if game.startswith("ALE") else mujoco.MujocoTask
+    task = build_sequence([{"env_id": game, "steps": 10}], task_type=task_type).visits[0]
     if game.startswith("ALE"):
         make = lambda: make_vector_env(task, AtariSettings(backend="gymnasium"), num_envs=2)  # noqa: E731
+        simulator = ALE_STATE
     else:
         make = lambda: mujoco.make_vector_env(task, mujoco.MujocoSettings(), 2)  # noqa: E731
+        simulator = mujoco.MUJOCO_STATE
     envs = make()
     envs.reset(seed=0)
     actions = [envs.action_space.sample() for _ in range(12)]
     _rollout(envs, actions[:4])
-    save_tree(snapshot_vector_env(envs), tmp_path / "envs.pt")
+    save_tree(snapshot_vector_env(envs, simulator), tmp_path / "envs.pt")
     expected = _rollout(envs, actions[4:])
     fresh = make()
-    restore_vector_env(fresh, load_tree(tmp_path / "envs.pt"))
+    restore_vector_env(fresh, load_tree(tmp_path / "envs.pt"), simulator)
     for a, b in zip(expected, _rollout(fresh, actions[4:]), strict=True):
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
@@ -209,11 +212,11 @@ def test_async_vector_env_snapshot_continues_exactly_across_episode_ends(tmp_pat
     envs.reset(seed=0)
     actions = [np.array([i % 6, (i * 5) % 6]) for i in range(40)]
     _rollout(envs, actions[:9])  # both episodes ended at this step: the next step is their autoreset step
-    save_tree(snapshot_vector_env(envs), tmp_path / "envs.pt")
+    save_tree(snapshot_vector_env(envs, ALE_STATE), tmp_path / "envs.pt")
     expected = _rollout(envs, actions[9:])
     envs.close()
     fresh = make_vector_env(task, settings, num_envs=2)
-    restore_vector_env(fresh, load_tree(tmp_path / "envs.pt"))
+    restore_vector_env(fresh, load_tree(tmp_path / "envs.pt"), ALE_STATE)
     got = _rollout(fresh, actions[9:])
     fresh.close()
     for a, b in zip(expected, got, strict=True):

@@ -17,7 +17,6 @@ from agents.dqn import DQNAgent
 from envs import minatar
 from envs.minatar import GAMES, MinatarEnv, MinatarSettings, MinatarSuite, make_env
 from envs.sequence import build_sequence
-from envs.snapshot import restore_vector_env, snapshot_vector_env
 from envs.suite import Spaces
 from fire_rl.build import build_components
 from fire_rl.checkpoint import load_tree, save_tree
@@ -106,10 +105,10 @@ def test_snapshot_through_a_checkpoint_file_continues_exactly(tmp_path):
     actions = [envs.action_space.sample() for _ in range(60)]
     for a in actions[:20]:
         envs.step(a)
-    save_tree(snapshot_vector_env(envs), tmp_path / "envs.pt")
+    save_tree(suite("MinAtar/Seaquest-v0").snapshot(envs), tmp_path / "envs.pt")
     expected = [envs.step(a)[:4] for a in actions[20:]]
     fresh = suite("MinAtar/Seaquest-v0").make_vector_env(task("MinAtar/Seaquest-v0"), 2)
-    restore_vector_env(fresh, load_tree(tmp_path / "envs.pt"))
+    suite("MinAtar/Seaquest-v0").restore(fresh, load_tree(tmp_path / "envs.pt"))
     assert fresh.envs[0].unwrapped.game.random is fresh.envs[0].unwrapped.game.env.random  # one shared RNG again
     for a, want in zip(actions[20:], expected, strict=True):
         got = fresh.step(a)[:4]

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 from conftest import compose_cfg, run_train
 
-from envs.mujoco import DYNAMICS, MujocoSettings, MujocoSuite, draw_tasks, make_env, make_vector_env
+from envs.mujoco import (
+    DYNAMICS,
+    MujocoSettings,
+    MujocoSuite,
+    MujocoTask,
+    draw_tasks,
+    make_env,
+    make_vector_env,
+)
 from envs.sequence import build_sequence
 from fire_rl.build import build_components
 from fire_rl.config import ConfigError
@@ -24,7 +32,7 @@ SETTINGS = MujocoSettings()
 
 
 def task(env_id: str = "HalfCheetah-v5", **spec):
-    return build_sequence([{"env_id": env_id, "steps": 10, **spec}]).visits[0]
+    return build_sequence([{"env_id": env_id, "steps": 10, **spec}], task_type=MujocoTask).visits[0]
 
 
 def rollout(env: gym.Env, steps: int = 60, seed: int = 0) -> np.ndarray:
@@ -102,7 +110,8 @@ def test_floor_friction_is_dohare_slippery_ant_physics():
 
 
 def test_switching_tasks_switches_the_model():
-    seq = build_sequence([{"env_id": "HalfCheetah-v5", "steps": 5, "dynamics": {"gravity": g}} for g in (-9.81, -2.0)])
+    tasks = [{"env_id": "HalfCheetah-v5", "steps": 5, "dynamics": {"gravity": g}} for g in (-9.81, -2.0)]
+    seq = build_sequence(tasks, task_type=MujocoTask)
     gravities = []
     for visit in seq.visits:
         envs = make_vector_env(visit, SETTINGS, 2)
@@ -189,6 +198,15 @@ def test_bad_mujoco_input_is_refused_before_training(name, tmp_path):
 def test_dynamics_on_an_atari_task_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="only MuJoCo task sequences"):
         build_components(compose_cfg(["+env.tasks.0.dynamics.gravity=-1"]), tmp_path)
+
+
+def test_dynamics_draws_outside_mujoco_are_refused_naming_the_valid_keys(tmp_path):
+    """Only the MuJoCo suite takes env.draws; another family's suite refuses it (and any other stray env key)."""
+    draws = "+env.draws={key: floor_friction, low: 0.1, high: 1.0, count: 2, seed: 0}"
+    with pytest.raises(ConfigError, match="env.draws is not a setting of env.kind minatar sequences; valid keys: kind"):
+        build_components(compose_cfg(["env=minatar3", "agent=dqn_minatar", draws]), tmp_path)
+    with pytest.raises(ConfigError, match="env.cycle is not a setting of env.kind atari"):
+        build_components(compose_cfg(["+env.cycle=2"]), tmp_path)
 
 
 def test_humanoid_bench_ids_say_how_to_install():

@@ -16,7 +16,7 @@ from torch import nn
 
 from agents.sac import SACAgent
 from agents.simba import LAYER_NORM_EPS, RunningNorm
-from envs.mujoco import MujocoSettings, make_vector_env
+from envs.mujoco import MujocoSettings, MujocoTask, make_vector_env
 from envs.sequence import build_sequence
 from fire_rl.build import build_components
 from fire_rl.config import ConfigError
@@ -45,7 +45,7 @@ PRESETS = {"mlp": dict(actor_hidden=32, critic_hidden=32), "simba": SMALL_SIMBA}
 @pytest.fixture(scope="module")
 def replay() -> TransitionReplay:
     """A few hundred real HalfCheetah-v5 transitions under random actions."""
-    task = build_sequence([{"env_id": "HalfCheetah-v5", "steps": 10}]).visits[0]
+    task = build_sequence([{"env_id": "HalfCheetah-v5", "steps": 10}], task_type=MujocoTask).visits[0]
     envs = make_vector_env(task, MujocoSettings(), 1)
     obs, _ = envs.reset(seed=0)
     buffer, rng = TransitionReplay(1_000, 1, (17,), (6,), seed=0), np.random.default_rng(0)
