@@ -16,7 +16,7 @@ from agents.networks import ARCHITECTURES, QNetwork
 from agents.protocol import Regularizer, ResetDefaults
 from agents.shared import match_injection, seeded_init
 from envs.suite import Spaces
-from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
+from fire_rl.config import ConfigError, check_choice, check_positive
 from fire_rl.steps import crossed
 
 LOSS_KEYS = ("losses/td_loss",)
@@ -94,7 +94,6 @@ class DQNAgent:
         rmsprop_eps: float = 0.01,
         loss: str = "huber",
         gamma: float = 0.99,
-        batch_size: int = 32,
         target_update_every: int = 2_000,
         epsilon_start: float = 1.0,
         epsilon_end: float = 0.01,
@@ -105,9 +104,7 @@ class DQNAgent:
         eval_epsilon: float = 0.001,
         reward_clip: bool = True,
         compile: str = "auto",
-        **loop_settings: Any,  # num_envs, buffer_size, ... are read by the training loop, not the learner
     ):
-        check_loop_keys("dqn", loop_settings)
         for key, value, valid in [
             ("network", network, ARCHITECTURES),
             ("init", init, INITS),
@@ -117,7 +114,7 @@ class DQNAgent:
             ("epsilon_draw", epsilon_draw, EPSILON_DRAWS),
         ]:
             check_choice(f"agent.{key}", value, valid)
-        for name, value in [("lr", lr), ("batch_size", batch_size), ("target_update_every", target_update_every)]:
+        for name, value in [("lr", lr), ("target_update_every", target_update_every)]:
             check_positive(f"agent.{name}", value)
         for name, value in [("epsilon_decay_steps", epsilon_decay_steps), ("learning_starts", learning_starts)]:
             check_positive(f"agent.{name}", value, allow_zero=True)
@@ -125,7 +122,7 @@ class DQNAgent:
         self.num_actions, self.obs_shape, self.network = spaces.num_actions, spaces.obs_shape, network
         self.xavier = None if init == "auto" else init == "xavier"
         self.device, self.seed = torch.device(device), seed
-        self.gamma, self.batch_size, self.reward_clip, self.loss = gamma, batch_size, reward_clip, loss
+        self.gamma, self.reward_clip, self.loss = gamma, reward_clip, loss
         self.target_update_every, self.learning_starts = target_update_every, learning_starts
         decay_from = learning_starts if epsilon_from == "learning_starts" else 0
         per_step = epsilon_draw == "per_vector_step"

@@ -21,7 +21,7 @@ from agents.protocol import Regularizer, ResetDefaults
 from agents.shared import match_injection, seeded_init
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
 from envs.suite import Spaces
-from fire_rl.config import ConfigError, check_choice, check_loop_keys, check_positive
+from fire_rl.config import ConfigError, check_choice, check_positive
 
 NETWORKS = ("mlp", "simba")
 LOSS_KEYS = ("losses/actor", "losses/critic", "losses/temperature", "losses/alpha", "losses/entropy")
@@ -157,12 +157,9 @@ class SACAgent:
         target_entropy_scale: float = -1.0,
         log_std_min: float = -5.0,
         log_std_max: float = 2.0,
-        batch_size: int = 256,
         learning_starts: int = 5_000,
         compile: str = "auto",
-        **loop_settings: Any,  # num_envs, buffer_size, updates_per_env_step are read by the training loop
     ):
-        check_loop_keys("sac", loop_settings)
         if spaces.discrete or len(spaces.obs_shape) != 1:
             raise ConfigError(f"SAC needs flat observations and continuous actions, got {spaces}")
         obs_dim, action_dim = spaces.obs_shape[0], spaces.action_shape[0]
@@ -172,7 +169,6 @@ class SACAgent:
             actor_blocks=actor_blocks,
             critic_hidden=critic_hidden,
             critic_blocks=critic_blocks,
-            batch_size=batch_size,
         )
         rates = dict(actor_lr=actor_lr, critic_lr=critic_lr, temperature_lr=temperature_lr)
         for name, value in {**sizes, **rates, "init_temperature": init_temperature}.items():
@@ -181,7 +177,7 @@ class SACAgent:
         if not 0 < tau <= 1 or not 0 <= gamma <= 1:
             raise ConfigError(f"agent.tau must be in (0, 1] and agent.gamma in [0, 1], got {tau} and {gamma}")
         self.device, self.action_dim = torch.device(device), action_dim
-        self.gamma, self.tau, self.learning_starts, self.batch_size = gamma, tau, learning_starts, batch_size
+        self.gamma, self.tau, self.learning_starts = gamma, tau, learning_starts
         self.lrs, self.weight_decay = (actor_lr, critic_lr, temperature_lr), weight_decay
         self.init_temperature = init_temperature
         self.target_entropy = target_entropy_scale * action_dim

@@ -9,6 +9,7 @@ components into a run (started fresh, resumed or branched, its outputs open).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from agents.protocol import Agent, Primable, Regularizable
 from envs.sequence import TaskSequence
 from envs.suite import SUITES, EnvSuite, Spaces, build_suite, suite_class
 from fire_rl import evaluation
-from fire_rl.config import ConfigError, check_choice, check_positive
+from fire_rl.config import LOOP_KEYS, MOVED_KEYS, ConfigError, check_choice, check_positive, moved_key_error
 from fire_rl.logging import WANDB_MODES, RunLogger
 from fire_rl.resets.base import ResetStrategy, ScheduledReset
 from fire_rl.resets.none import NoReset
@@ -65,8 +66,8 @@ def build_components(cfg: DictConfig, run_dir: Path | None) -> Components:
     agent = make_agent(cfg.agent, spaces, device, cfg.seed)
     if cfg.get("prime_updates", 0) and not isinstance(agent, Primable):
         raise ConfigError(f"prime_updates needs an agent that is Primable; {type(agent).__name__} is not")
-    replay_device = resolve_replay_device(cfg.agent.get("replay_device", "host"), suite, spaces, cfg, device)
-    replay = suite.make_replay(spaces, cfg.agent.buffer_size, cfg.agent.num_envs, cfg.seed, device=replay_device)
+    replay_device = resolve_replay_device(cfg.loop.replay_device, suite, spaces, cfg, device)
+    replay = suite.make_replay(spaces, cfg.loop.buffer_size, cfg.loop.num_envs, cfg.seed, device=replay_device)
     reset = build_reset(cfg)
     resolved = {"device": device, "replay_device": replay_device or "host", "spaces": dataclasses.asdict(spaces)}
     resolved["reset"] = resolve_reset(cfg, reset, agent)
@@ -104,10 +105,7 @@ def validate_loop(cfg: DictConfig) -> None:
         check_positive(key, cfg[key])
     evaluation.check_options(cfg)
     check_positive("metrics_probe_size", cfg.metrics_probe_size)
-    for key in ("num_envs", "buffer_size", "batch_size"):
-        check_positive(f"agent.{key}", cfg.agent[key])
-    check_positive("agent.updates_per_env_step", cfg.agent.updates_per_env_step, allow_zero=True)
-    check_positive("agent.learning_starts", cfg.agent.learning_starts, allow_zero=True)
+    check_loop_section(cfg)
     check_priming(cfg)
     check_choice("logger.wandb_mode", cfg.logger.wandb_mode, WANDB_MODES)
 
@@ -115,12 +113,27 @@ def validate_loop(cfg: DictConfig) -> None:
 def check_priming(cfg: DictConfig) -> None:
     """Priming needs transitions to prime on: the replay as it is when learning starts."""
     check_positive("prime_updates", cfg.get("prime_updates", 0), allow_zero=True)
-    if cfg.get("prime_updates", 0) and cfg.agent.learning_starts < cfg.agent.batch_size:
+    if cfg.get("prime_updates", 0) and cfg.agent.learning_starts < cfg.loop.batch_size:
         raise ConfigError(
             f"prime_updates={cfg.prime_updates} primes on the replay as it is when learning starts, which holds "
             f"agent.learning_starts={cfg.agent.learning_starts} transitions: give at least one batch "
-            f"(agent.batch_size={cfg.agent.batch_size}), or prime_updates=0"
+            f"(loop.batch_size={cfg.loop.batch_size}), or prime_updates=0"
         )
+
+
+def check_loop_section(cfg: DictConfig) -> None:
+    """The loop's settings: every key there (none left in the agent config), each positive where it must be."""
+    for key in cfg.agent:
+        if f"agent.{key}" in MOVED_KEYS:
+            raise moved_key_error(f"agent.{key}", cfg.agent[key])
+    missing = [key for key in LOOP_KEYS if key not in cfg.get("loop", {})]
+    if missing:
+        raise ConfigError(
+            f"loop.{missing[0]} is not set; the agent preset's `loop` section sets {', '.join(LOOP_KEYS)}"
+        )
+    for key in ("num_envs", "buffer_size", "batch_size"):
+        check_positive(f"loop.{key}", cfg.loop[key])
+    check_positive("loop.updates_per_env_step", cfg.loop.updates_per_env_step, allow_zero=True)
 
 
 def check_pairing(agent_name: str, kind: str) -> None:
@@ -150,8 +163,8 @@ GPU_HEADROOM = 0.8  # auto puts the replay on the GPU only if it takes at most t
 def resolve_replay_device(choice: str, suite: EnvSuite, spaces: Spaces, cfg: DictConfig, device: str) -> str | None:
     """None (numpy on the host) or the torch device the replay's frames live on. auto: the GPU when training runs
     there and the frames fit in its free memory; `cpu` runs the device code path on the CPU (tests)."""
-    check_choice("agent.replay_device", choice, REPLAY_DEVICES)
-    needed = suite.replay_bytes(spaces, cfg.agent.buffer_size)
+    check_choice("loop.replay_device", choice, REPLAY_DEVICES)
+    needed = suite.replay_bytes(spaces, cfg.loop.buffer_size)
     if choice == "auto":
         if needed is None or device != "cuda" or needed > GPU_HEADROOM * torch.cuda.mem_get_info()[0]:
             return None
@@ -160,17 +173,31 @@ def resolve_replay_device(choice: str, suite: EnvSuite, spaces: Spaces, cfg: Dic
         return None
     if needed is None:
         raise ConfigError(
-            f"agent.replay_device={choice} needs a frame replay (Atari); {suite.kind} keeps it on the host"
+            f"loop.replay_device={choice} needs a frame replay (Atari); {suite.kind} keeps it on the host"
         )
     if choice == "cuda" and device != "cuda":
-        raise ConfigError("agent.replay_device=cuda needs the agent on CUDA (device=cuda or auto on a GPU machine)")
+        raise ConfigError("loop.replay_device=cuda needs the agent on CUDA (device=cuda or auto on a GPU machine)")
     return choice
 
 
-def make_agent(agent_cfg: DictConfig, spaces: Spaces, device: str, seed: int) -> Agent:
-    """The agent class named by `_target_`, sized to the spaces; its hyperparameters are the other keys."""
+def agent_arguments(agent_cfg: DictConfig) -> dict[str, Any]:
+    """The constructor arguments an agent config holds: every key but `_target_` (the class) and `name` (its
+    family, which the pairing check reads)."""
     options = OmegaConf.to_container(agent_cfg, resolve=True)
-    return get_class(options.pop("_target_"))(spaces, device=device, seed=seed, **options)
+    return {key: value for key, value in options.items() if key not in ("_target_", "name")}
+
+
+def make_agent(agent_cfg: DictConfig, spaces: Spaces, device: str, seed: int) -> Agent:
+    """The agent class named by `_target_` (its family in `name`), sized to the spaces; every other key of the agent
+    config is one of its constructor's arguments, and a key that is not is refused naming the valid ones."""
+    agent_class, options = get_class(agent_cfg._target_), agent_arguments(agent_cfg)
+    accepted = [name for name in inspect.signature(agent_class).parameters if name not in ("spaces", "device", "seed")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"agent.{unknown[0]} is not a setting of {agent_class.__name__}; valid keys: {', '.join(accepted)}"
+        )
+    return agent_class(spaces, device=device, seed=seed, **options)
 
 
 def build_reset(cfg: DictConfig) -> ResetStrategy:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -24,12 +25,25 @@ def check_positive(what: str, value: object, allow_zero: bool = False) -> None:
         raise ConfigError(f"{what} must be {bound}, got {value!r}")
 
 
-# Agent-config keys the training loop reads; an agent accepts them and ignores them.
-LOOP_KEYS = ("name", "num_envs", "updates_per_env_step", "buffer_size", "replay_device")
+# The training loop's settings for a learner (the `loop` section an agent preset sets), each checked where it is used.
+LOOP_KEYS = ("num_envs", "updates_per_env_step", "buffer_size", "batch_size", "replay_device")
+# Keys that moved: the loop's settings left the agent config (an agent config holds its constructor's arguments).
+MOVED_KEYS = {f"agent.{key}": f"loop.{key}" for key in LOOP_KEYS}
 
 
-def check_loop_keys(agent: str, extra: dict) -> None:
-    """Refuse agent-config keys that neither the agent nor the loop knows (a typo would otherwise pass silently)."""
-    unknown = sorted(set(extra) - set(LOOP_KEYS))
-    if unknown:
-        raise ConfigError(f"unknown {agent} agent keys {unknown}; the loop's keys are {list(LOOP_KEYS)}")
+def moved_key_error(key: str, value: Any = None) -> ConfigError:
+    """The one line for a key typed the old way."""
+    new = MOVED_KEYS[key]
+    example = f"{new}={value}" if value is not None else new
+    return ConfigError(
+        f"{key} moved to {new}: the training loop's settings ({', '.join(LOOP_KEYS)}) have their own section "
+        f"`loop`, set by the agent preset; use {example}"
+    )
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse command-line overrides of moved keys (`agent.buffer_size=1000`) before Hydra composes anything."""
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key in MOVED_KEYS:
+            raise moved_key_error(key, value or None)

@@ -33,6 +33,7 @@ from fire_rl.checkpoint import (
     load_latest,
     save_checkpoint,
 )
+from fire_rl.config import LOOP_KEYS
 from fire_rl.episodes import EpisodeTracker
 from fire_rl.logging import METRICS_FILE, RunLogger, truncate_metrics
 from fire_rl.steps import crossed, reached
@@ -106,11 +107,21 @@ def identity(run: Components) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
 
 
+def with_loop_section(found: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's identity in today's layout: one written while the loop's settings sat in the agent config has
+    them moved to `loop`, so such a run resumes under the same settings."""
+    if "loop" in found or "agent" not in found:
+        return found
+    agent = dict(found["agent"])
+    loop = {key: agent.pop(key) for key in LOOP_KEYS if key in agent}
+    return {**found, "agent": agent, "loop": loop}
+
+
 def shapes(run: Components) -> dict[str, Any]:
     """What must match to branch: the agent family, every network parameter's shape, the replay's layout."""
     networks = run.agent.networks()
     nets = {name: {k: list(v.shape) for k, v in net.state_dict().items()} for name, (net, _) in networks.items()}
-    replay = {"buffer_size": run.cfg.agent.buffer_size, "num_envs": run.cfg.agent.num_envs}
+    replay = {"buffer_size": run.cfg.loop.buffer_size, "num_envs": run.cfg.loop.num_envs}
     return {"agent": run.cfg.agent.name, "networks": nets, "replay": replay}
 
 
@@ -266,7 +277,8 @@ def resume(run: Components) -> tuple[LoopState, dict[str, Any]] | None:
         raise CheckpointError(f"every checkpoint in {run.run_dir / 'checkpoints'} is incomplete or corrupt")
     path, state, replay, manifest = found
     # The configuration decides everything; network shapes may legitimately have grown (plasticity injection).
-    check_fingerprint(manifest["fingerprint"], {"identity": identity(run)}, path)
+    found = {"identity": with_loop_section(manifest["fingerprint"]["identity"])}
+    check_fingerprint(found, {"identity": identity(run)}, path)
     return restore(run, state, replay), state["logger"]
 
 

@@ -26,7 +26,7 @@ from envs.sequence import Task
 from fire_rl import evaluation, run_state
 from fire_rl.build import build_components, check_run_options
 from fire_rl.checkpoint import CheckpointError
-from fire_rl.config import ConfigError
+from fire_rl.config import ConfigError, check_overrides
 from fire_rl.episodes import EpisodeTracker
 from fire_rl.logging import Progress
 from fire_rl.metrics import plasticity_metrics
@@ -71,7 +71,7 @@ def apply_reset(run: Run, step: int, task: Task, reason: str) -> None:
     if not run.reset.intervenes:
         return
     probe = probe_metrics(run, step, "pre_reset")
-    report = run.reset.apply(run.agent, step, sample_batch=lambda: run.replay.sample(run.cfg.agent.batch_size))
+    report = run.reset.apply(run.agent, step, sample_batch=lambda: run.replay.sample(run.cfg.loop.batch_size))
     run.logger.log("reset", step, task=task.name, reason=reason, layers=report.touched, **report.logs)
     probe_metrics(run, step, "post_reset", probe)
 
@@ -103,9 +103,9 @@ class Cadence:
     def of(cls, run: Run) -> Cadence:
         cfg = run.cfg
         return cls(
-            cfg.agent.num_envs * run.suite.steps_per_act,
-            float(cfg.agent.updates_per_env_step),
-            cfg.agent.batch_size,
+            cfg.loop.num_envs * run.suite.steps_per_act,
+            float(cfg.loop.updates_per_env_step),
+            cfg.loop.batch_size,
             cfg.eval_every,
             cfg.metrics_every,
             cfg.log_every,
@@ -124,7 +124,7 @@ def train(run: Run, loop: LoopState, stops: Stops) -> Ending:
     started, start_step = time.perf_counter(), loop.step
     while loop.visit < len(run.sequence.visits):
         task = run.sequence.visits[loop.visit]
-        envs = run.suite.make_vector_env(task, run.cfg.agent.num_envs)
+        envs = run.suite.make_vector_env(task, run.cfg.loop.num_envs)
         obs = start_visit(run, loop, task, envs)
         while loop.step < ends[loop.visit] or loop.unfinished_step is not None:
             if loop.unfinished_step is None:
@@ -239,7 +239,7 @@ def start_visit(run: Run, loop: LoopState, task: Task, envs) -> np.ndarray:
         return loop.obs
     obs, _ = envs.reset(seed=run.cfg.seed + 1_000 * loop.visit)
     run.replay.start(obs)
-    loop.tracker = EpisodeTracker(run.cfg.agent.num_envs)
+    loop.tracker = EpisodeTracker(run.cfg.loop.num_envs)
     switch = run.suite.switch_values(task, envs)
     run.logger.log("switch", loop.step, task=task.name, visit=loop.visit, env_id=task.env_id, **switch)
     branched = loop.take_branch_reset()
@@ -272,7 +272,7 @@ def main(cfg: DictConfig) -> None:
     except (ConfigError, CheckpointError) as err:
         if os.environ.get("SUBMITIT_FOLDER"):  # a launcher's job: an exception is what submitit records as failed
             raise
-        sys.exit(f"fire_rl: error: {err}")
+        refuse(err)
     stops = Stops(cfg.stop_at_step)
     previous = {sig: signal.signal(sig, stops.request) for sig in STOP_SIGNALS}
     try:
@@ -282,6 +282,11 @@ def main(cfg: DictConfig) -> None:
     print(f"run directory: {run_dir} ({ending.reason})", flush=True)
     if ending.signal is not None:
         end_by_signal(ending.signal, previous.get(ending.signal))
+
+
+def refuse(err: Exception) -> None:
+    """Bad input or an unusable checkpoint: one line, a failing exit status, nothing trained."""
+    sys.exit(f"fire_rl: error: {err}")
 
 
 def end_by_signal(sig: signal.Signals, previous_handler) -> None:
@@ -296,4 +301,8 @@ def end_by_signal(sig: signal.Signals, previous_handler) -> None:
 
 
 if __name__ == "__main__":
+    try:
+        check_overrides(sys.argv[1:])  # a moved key, refused in our words before Hydra's own error
+    except ConfigError as err:
+        refuse(err)
     main()

@@ -108,7 +108,7 @@ def paper_dqn_steps_per_second(compile_mode: str, steps: int, warmup: int, devic
             "+experiment=paper_dqn",
             f"env.tasks.0.steps={warmup + steps}",
             f"agent.learning_starts={warmup}",
-            "agent.buffer_size=100000",
+            "loop.buffer_size=100000",
             f"agent.compile={compile_mode}",
             f"device={device}",
             "eval_every=100000000",

@@ -24,15 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.dqn import DQNAgent  # noqa: E402
 from envs.minatar import MinatarSuite  # noqa: E402
+from fire_rl.build import agent_arguments  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+BATCH_SIZE = 32  # the preset's loop.batch_size
 
 
-def preset() -> dict:
-    """configs/agent/dqn_minatar.yaml's learner settings."""
+def preset() -> tuple[dict, dict]:
+    """configs/agent/dqn_minatar.yaml's learner settings and the loop settings it comes with."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=["agent=dqn_minatar", "env=minatar3"])
-    return {k: v for k, v in OmegaConf.to_container(cfg.agent).items() if k != "_target_"}
+    return agent_arguments(cfg.agent), OmegaConf.to_container(cfg.loop)
 
 
 def setup(game: str, warmup: int, seed: int = 0):
@@ -40,7 +42,8 @@ def setup(game: str, warmup: int, seed: int = 0):
     suite = MinatarSuite({"kind": "minatar", "tasks": [{"env_id": game, "steps": warmup}]})
     task, spaces = suite.sequence.visits[0], suite.spaces()
     envs = suite.make_vector_env(task, 1)
-    agent = DQNAgent(spaces, seed=seed, **{**preset(), "learning_starts": 0, "epsilon_decay_steps": 1})
+    learner, _ = preset()
+    agent = DQNAgent(spaces, seed=seed, **{**learner, "learning_starts": 0, "epsilon_decay_steps": 1})
     replay = suite.make_replay(spaces, 100_000, 1, seed)
     obs, _ = envs.reset(seed=seed)
     replay.start(obs)
@@ -55,7 +58,7 @@ def setup(game: str, warmup: int, seed: int = 0):
 def learner_updates_per_second(agent, replay, steps: int) -> float:
     start = time.perf_counter()
     for step in range(steps):
-        agent.update(replay.sample(agent.batch_size), step)
+        agent.update(replay.sample(BATCH_SIZE), step)
     return steps / (time.perf_counter() - start)
 
 
@@ -65,7 +68,7 @@ def env_steps_per_second(envs, agent, replay, obs, steps: int) -> float:
         actions = agent.act(obs, step)
         obs, rewards, terminated, truncated, _ = envs.step(actions)
         replay.add(actions, rewards, terminated, truncated, obs)
-        agent.update(replay.sample(agent.batch_size), step)  # updates_per_env_step = 1
+        agent.update(replay.sample(BATCH_SIZE), step)  # updates_per_env_step = 1
     return steps / (time.perf_counter() - start)
 
 

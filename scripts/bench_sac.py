@@ -20,16 +20,18 @@ from agents.sac import SACAgent
 from envs.mujoco import MujocoSettings, MujocoTask, make_vector_env
 from envs.sequence import build_sequence
 from envs.suite import Spaces
+from fire_rl.build import agent_arguments
 from fire_rl.replay import TransitionReplay
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+BATCH_SIZE = 256  # the SAC presets' loop.batch_size
 
 
 def preset(name: str) -> dict:
     """The agent config file's learner settings (configs/agent/<name>.yaml)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"agent={name}", "env=halfcheetah_gravity"])
-    return {k: v for k, v in cfg.agent.items() if k != "_target_"}
+    return agent_arguments(cfg.agent)
 
 
 def env_steps_per_second(name: str, steps: int, warmup: int, seed: int = 0) -> float:
@@ -47,13 +49,13 @@ def env_steps_per_second(name: str, steps: int, warmup: int, seed: int = 0) -> f
         obs, rewards, terminated, truncated, _ = envs.step(actions)
         replay.add(actions, rewards, terminated, truncated, obs)
     for i in range(5):
-        agent.update(replay.sample(options["batch_size"]), i)
+        agent.update(replay.sample(BATCH_SIZE), i)
     start = time.perf_counter()
     for step in range(steps):
         actions = agent.act(obs, step)
         obs, rewards, terminated, truncated, _ = envs.step(actions)
         replay.add(actions, rewards, terminated, truncated, obs)
-        agent.update(replay.sample(options["batch_size"]), step)  # updates_per_env_step = 1
+        agent.update(replay.sample(BATCH_SIZE), step)  # updates_per_env_step = 1
     return steps / (time.perf_counter() - start)
 
 

@@ -11,7 +11,7 @@ SEEDS=${SEEDS:-"1 2"}
 OUT=${OUT:-runs/cleanrl_gap}
 JOBS=${JOBS:-2}
 base=(agent=dqn_cleanrl env=cleanrl_atari "env.tasks.0.env_id=ALE/Freeway-v5" "env.tasks.0.steps=${STEPS}"
-  agent.learning_starts=2000 agent.epsilon_decay_steps=10000 agent.buffer_size=100000 torch_threads=1
+  agent.learning_starts=2000 agent.epsilon_decay_steps=10000 loop.buffer_size=100000 torch_threads=1
   "eval_every=${STEPS}" eval_episodes=20 eval_max_episode_steps=27000 metrics_every=10000 log_every=2000
   checkpoint_every=5000 logger.wandb_mode=disabled logger.progress_bar=false)
 declare -A VARIANTS=(

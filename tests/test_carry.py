@@ -93,7 +93,7 @@ def test_the_midpoint_sweep_goes_on_from_its_carried_runs_on_a_new_machine(tmp_p
     settings = {"MIDPOINT": "300", "END": "600", "SEEDS": "0", "METHODS": "none fire", "JOBS": "2"}
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the script's `python` is this one
     env = {**ENV, **settings, "OUT": str(out), "RESULTS": str(results), "PATH": path}
-    tiny = ["agent.learning_starts=100", "agent.buffer_size=1000", "eval_every=150", "eval_episodes=2",
+    tiny = ["agent.learning_starts=100", "loop.buffer_size=1000", "eval_every=150", "eval_episodes=2",
             "eval_max_episode_steps=50", "metrics_every=150", "metrics_probe_size=32", "log_every=150",
             "checkpoint_every=150"]  # fmt: skip
     script = [str(REPO / "scripts" / "reference_minatar_midpoint.sh")]

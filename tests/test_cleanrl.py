@@ -13,7 +13,7 @@ from envs.atari_wrappers import EpisodicLife, FireReset, NoopReset
 from fire_rl.build import build_components
 from fire_rl.episodes import EpisodeTracker
 
-CLEANRL = ["agent=dqn_cleanrl", "env=cleanrl_atari", "agent.buffer_size=1000"]
+CLEANRL = ["agent=dqn_cleanrl", "env=cleanrl_atari", "loop.buffer_size=1000"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_learner_is_cleanrls(run):
     agent = run.agent
     opt = agent.optimizer
     assert isinstance(opt, torch.optim.Adam) and (opt.defaults["lr"], opt.defaults["eps"]) == (1e-4, 1e-8)
-    assert agent.target_update_every == 1000 and run.cfg.agent.updates_per_env_step == 0.25
+    assert agent.target_update_every == 1000 and run.cfg.loop.updates_per_env_step == 0.25
     assert any(torch.any(m.bias != 0) for m in (agent.q.conv1, agent.q.fc1))  # torch default init, not Xavier's zeros
     # linear_schedule(1.0, 0.01, 0.1 * 10M, t): from step 0, through the 80k warm-up
     assert agent.epsilon(0) == 1.0 and agent.epsilon(80_000) == pytest.approx(1 - 0.99 * 0.08)

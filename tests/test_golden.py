@@ -26,7 +26,7 @@ RUNS = {
         "+reset=fire",
         *(f"env.tasks.{i}.steps=200" for i in range(3)),
         "agent.learning_starts=100",
-        "agent.buffer_size=2000",
+        "loop.buffer_size=2000",
         "eval_every=200",
         "eval_max_episode_steps=30",
         "metrics_every=100",
@@ -72,10 +72,10 @@ if __name__ == "__main__":
 
 @pytest.mark.slow
 def test_the_device_replay_code_path_gives_the_same_rows(tmp_path):
-    """agent.replay_device=cpu runs the device-resident replay (torch frames, stacks gathered there) on the CPU:
+    """loop.replay_device=cpu runs the device-resident replay (torch frames, stacks gathered there) on the CPU:
     the same samples, so the same rows as the numpy replay."""
     golden = read_rows(GOLDEN / "dqn_atari3_fire.jsonl")
-    result = run_train(*RUNS["dqn_atari3_fire"], "agent.replay_device=cpu", f"hydra.run.dir={tmp_path}", env=ENV)
+    result = run_train(*RUNS["dqn_atari3_fire"], "loop.replay_device=cpu", f"hydra.run.dir={tmp_path}", env=ENV)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "resolved.json").read_text())["replay_device"] == "cpu"
     assert differences(golden, read_rows(tmp_path / "metrics.jsonl")) == []

@@ -17,7 +17,7 @@ from fire_rl.checkpoint import list_checkpoints, load_checkpoint
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")]
 
-CUDA = ["device=cuda", "agent.replay_device=cuda"]
+CUDA = ["device=cuda", "loop.replay_device=cuda"]
 DQN_RESETS = "none,full,shrink_perturb,fire,dash,redo,plasticity_injection,cbp"
 
 

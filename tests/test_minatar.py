@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_cfg, run_train
-from omegaconf import OmegaConf
 from test_resets import conv_oracle
 
 from agents.dqn import DQNAgent
@@ -18,7 +17,7 @@ from envs import minatar
 from envs.minatar import GAMES, MinatarEnv, MinatarSettings, MinatarSuite, make_env
 from envs.sequence import build_sequence
 from envs.suite import Spaces
-from fire_rl.build import build_components
+from fire_rl.build import agent_arguments, build_components
 from fire_rl.checkpoint import load_tree, save_tree
 from fire_rl.config import ConfigError
 from fire_rl.metrics import plasticity_metrics
@@ -170,8 +169,8 @@ def minatar_batch(n: int = 32, seed: int = 0) -> dict:
 
 
 def preset_agent(**overrides) -> DQNAgent:
-    cfg = OmegaConf.to_container(compose_cfg(["env=minatar3", "agent=dqn_minatar"]).agent)
-    return DQNAgent(SPACES, **{**{k: v for k, v in cfg.items() if k != "_target_"}, **overrides})
+    cfg = compose_cfg(["env=minatar3", "agent=dqn_minatar"])
+    return DQNAgent(SPACES, **{**agent_arguments(cfg.agent), **overrides})
 
 
 def trained_minatar_agent(updates: int = 5) -> DQNAgent:
@@ -259,7 +258,7 @@ TINY_MINATAR = [
     "+reset=fire",
     *(f"env.tasks.{i}.steps=300" for i in range(3)),
     "agent.learning_starts=100",
-    "agent.buffer_size=2000",
+    "loop.buffer_size=2000",
     "eval_every=300",
     "eval_episodes=1",
     "eval_max_episode_steps=50",

@@ -17,7 +17,7 @@ from fire_rl import evaluation
 from fire_rl.build import build_components
 from fire_rl.episodes import EpisodeTracker
 
-PAPER = ["+experiment=paper_dqn", "agent.buffer_size=1000"]
+PAPER = ["+experiment=paper_dqn", "loop.buffer_size=1000"]
 
 
 def test_paper_dqn_shrink_perturb_is_the_sr_dqn_form_without_extra_flags(tmp_path):

@@ -67,7 +67,7 @@ def test_sac_priming_is_ordinary_updates_with_the_polyak_target():
         }
         for _ in range(4)
     ]
-    primed, trained = (SACAgent(box_spaces(17, 6), seed=0, learning_starts=0, batch_size=32) for _ in range(2))
+    primed, trained = (SACAgent(box_spaces(17, 6), seed=0, learning_starts=0) for _ in range(2))
     start = {k: v.clone() for k, v in primed.target.state_dict().items()}
     torch.manual_seed(1)  # SAC samples actions from torch's generator: the same draws for both
     for index, batch in enumerate(batches):
@@ -96,7 +96,7 @@ def test_a_primed_run_logs_one_prime_row_when_learning_starts(tmp_path):
     "override, message",
     [
         ("prime_updates=-1", "prime_updates must be non-negative, got -1"),
-        ("prime_updates=10", "agent.learning_starts=8 transitions: give at least one batch (agent.batch_size=32)"),
+        ("prime_updates=10", "agent.learning_starts=8 transitions: give at least one batch (loop.batch_size=32)"),
     ],
 )
 def test_priming_refuses_what_makes_no_sense(tmp_path, override, message):

@@ -94,7 +94,7 @@ LONG_EVAL = [
     "agent=dqn_minatar",
     "env.tasks.0.steps=300",
     "agent.learning_starts=200",
-    "agent.buffer_size=1000",
+    "loop.buffer_size=1000",
     "eval_every=200",
     "eval_episodes=400",
     "metrics_every=100",
@@ -191,6 +191,20 @@ def test_resume_refuses_another_configuration_and_overwrites_nothing(tmp_path):
     sac = build_components(compose_cfg(["+experiment=slippery_ant"]), tmp_path / "sac")
     with pytest.raises(CheckpointError, match="another configuration"):
         branch(sac, str(list_checkpoints(tmp_path)[-1]))
+
+
+def test_a_run_written_before_the_loop_section_resumes(tmp_path):
+    """Checkpoints written while num_envs, buffer_size, ... sat in the agent config resume under the same settings:
+    the manifest's configuration is rewritten to that older layout, and the run still resumes and finishes."""
+    assert run_cli(*RUN, "stop_at_step=100", f"hydra.run.dir={tmp_path}").returncode == 0
+    manifest_path = list_checkpoints(tmp_path)[-1] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    identity = manifest["fingerprint"]["identity"]
+    identity["agent"] |= identity.pop("loop")  # the layout before 2026-12-02
+    manifest_path.write_text(json.dumps(manifest))
+    result = run_cli(*RUN, f"hydra.run.dir={tmp_path}", timeout=300)
+    assert result.returncode == 0 and "resuming" in result.stderr, result.stderr[-2000:]
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["event"] == "end"
 
 
 @pytest.mark.slow

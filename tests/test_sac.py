@@ -18,7 +18,7 @@ from agents.sac import SACAgent
 from agents.simba import LAYER_NORM_EPS, RunningNorm
 from envs.mujoco import MujocoSettings, MujocoTask, make_vector_env
 from envs.sequence import build_sequence
-from fire_rl.build import build_components
+from fire_rl.build import agent_arguments, build_components
 from fire_rl.config import ConfigError
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.replay import TransitionReplay
@@ -58,7 +58,7 @@ def replay() -> TransitionReplay:
 
 
 def trained(preset: str, replay: TransitionReplay, updates: int = 5, seed: int = 0) -> SACAgent:
-    agent = SACAgent(box_spaces(17, 6), seed=seed, learning_starts=0, batch_size=32, **PRESETS[preset])
+    agent = SACAgent(box_spaces(17, 6), seed=seed, learning_starts=0, **PRESETS[preset])
     agent.act(replay.sample_obs(64), step=0)  # feeds the observation normaliser
     for i in range(updates):
         agent.update(replay.sample(32), i)
@@ -229,7 +229,7 @@ def test_loop_gives_sac_the_paper_sac_reset_modes(tmp_path):
         written = (tmp_path / "config.yaml").read_text()
         assert "policy: agent" in written and written == OmegaConf.to_yaml(cfg, resolve=True)
     assert run.agent.alpha == pytest.approx(0.01)
-    assert run.suite.steps_per_act == 2 and run.cfg.agent.updates_per_env_step == 1.0
+    assert run.suite.steps_per_act == 2 and run.cfg.loop.updates_per_env_step == 1.0
 
 
 def test_paper_dqn_policy_is_refused_for_sac(tmp_path):
@@ -243,7 +243,7 @@ def test_paper_dqn_policy_is_refused_for_sac(tmp_path):
 
 def test_simba_preset_is_the_papers_architecture_and_optimizer():
     cfg = compose_cfg(["agent=sac_simba", "env=halfcheetah_gravity"])
-    agent = SACAgent(box_spaces(17, 6), **{k: v for k, v in cfg.agent.items() if k != "_target_"})
+    agent = SACAgent(box_spaces(17, 6), **agent_arguments(cfg.agent))
     assert [m.out_features for m in agent.actor.encoder.modules() if isinstance(m, nn.Linear)] == [128, 512, 128]
     assert len(agent.critic.q1.encoder.blocks) == 2 and agent.critic.q1.encoder.blocks[0].fc1.out_features == 2048
     assert all(m.eps == LAYER_NORM_EPS for m in agent.critic.modules() if isinstance(m, nn.LayerNorm))
@@ -304,7 +304,7 @@ def test_paper_sac_intervenes_once_at_the_midpoint_with_action_repeat(tmp_path):
         "env.tasks.0.steps=200",
         "reset_at_steps=[100]",
         "agent.learning_starts=40",
-        "agent.batch_size=16",
+        "loop.batch_size=16",
         "agent.critic_hidden=32",
         "agent.actor_hidden=16",
         "eval_every=200",
@@ -376,7 +376,7 @@ def test_sac_injection_keeps_q_and_trains_only_the_new_heads(preset, replay):
         agent.update(replay.sample(32), step=101 + step)
     assert all(torch.equal(agent.critic.state_dict()[k], v) for k, v in frozen.items())
     assert PlasticityInjection().apply(agent, step=200).logs["reset/skipped"] == 1
-    clone = SACAgent(box_spaces(17, 6), seed=1, learning_starts=0, batch_size=32, **PRESETS[preset])
+    clone = SACAgent(box_spaces(17, 6), seed=1, learning_starts=0, **PRESETS[preset])
     buffer = io.BytesIO()
     torch.save(agent.state_dict(), buffer)
     buffer.seek(0)

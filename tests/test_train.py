@@ -68,8 +68,10 @@ BAD_INPUTS = {
     ),
     "bad sticky level": (["env.settings.sticky_actions_per=episode"], "valid choices: agent_step, frame"),
     "bad reset option": (["+reset=fire", "reset.policy=encoder_only"], "paper_dqn"),
-    "negative buffer": (["agent.buffer_size=-1"], "agent.buffer_size must be positive"),
-    "misspelt agent key": (["+agent.lrr=0.1"], "unknown dqn agent keys ['lrr']"),
+    "negative buffer": (["loop.buffer_size=-1"], "loop.buffer_size must be positive"),
+    "misspelt agent key": (["+agent.lrr=0.1"], "agent.lrr is not a setting of DQNAgent; valid keys: network, init"),
+    "loop key in the agent config": (["+agent.batch_size=64"], "agent.batch_size moved to loop.batch_size"),
+    "loop setting missing": (["~loop.batch_size"], "loop.batch_size is not set"),
 }
 
 
@@ -86,6 +88,14 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path):
     result = run_cli("env.tasks.0.env_id=ALE/NotAGame-v5", f"hydra.run.dir={tmp_path}", timeout=120)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("fire_rl: error: unknown Atari env id 'ALE/NotAGame-v5'")
+
+
+def test_a_moved_key_typed_the_old_way_is_refused_with_one_line_naming_the_new_one(tmp_path):
+    for args in (["agent.buffer_size=5000"], ["-m", "+reset=none,fire", "agent.num_envs=2"]):
+        result = run_cli(*args, f"hydra.run.dir={tmp_path}", timeout=120)
+        assert result.returncode != 0 and not (tmp_path / "metrics.jsonl").exists()
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("fire_rl: error: agent.") and "moved to loop." in last and "use loop." in last
 
 
 def test_unknown_reset_name_lists_the_valid_ones(tmp_path):
