@@ -46,7 +46,9 @@ JOB = [
     "log_every=500",
     "torch_threads=1",
 ]
-LONG = [*JOB, "env.tasks.0.steps=4000", "checkpoint_every=500"]  # long enough to be interrupted
+# Long enough (about a minute on a quiet 2-core machine) that the time-out test's SIGUSR2, due 15 s into a one-minute
+# job but sent by Slurm up to 30 s late, always finds it running: at 4,000 steps a quiet machine finished in 18 s.
+LONG = [*JOB, "env.tasks.0.steps=12000", "checkpoint_every=500"]
 
 
 @pytest.fixture(scope="session")
