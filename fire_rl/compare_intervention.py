@@ -2,8 +2,10 @@
 end, and the reset's own diagnostics, per method. Read by fire_rl.compare into intervention.csv/md.
 
 The intervention step of a run is its branch point (`branch_from=<stage 1>/checkpoints/step_<N>`), else its first
-reset. Before it, probes come from the run's stitched rows (the stage-1 prefix of a branch), so a branch that changes
-nothing (`none`) reads the stage-1 probe at the branch point, and its "after" is the same probe.
+reset. `return_after` is the mean evaluation return after it (every evaluation in (step, end], averaged over the
+run's tasks): the post-intervention phase's area under the curve. Before it, probes come from the run's stitched
+rows (the stage-1 prefix of a branch), so a branch that changes nothing (`none`) reads the stage-1 probe at the
+branch point, and its "after" is the same probe.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from fire_rl.compare_stats import ci_columns, plasticity_keys, probe_at
+from fire_rl.compare_stats import ci_columns, eval_series, plasticity_keys, probe_at, window_mean
 
 RESET_DIAGNOSTICS = ("sfe_vs_full", "dfi_raw_before", "dfi_raw_after", "sv_min")
 
@@ -34,6 +36,13 @@ def probe_after(rows: list[dict], step: int, key: str) -> float:
 def last_probe(rows: list[dict], key: str) -> float:
     values = [r[key] for r in rows if r.get("event") == "plasticity" and r.get(key) is not None]
     return float(values[-1]) if values else math.nan
+
+
+def return_after(rows: list[dict], step: int) -> float:
+    """Mean evaluation return over the evaluations after `step`, averaged over the tasks evaluated there."""
+    means = [window_mean(series, step, math.inf) for series in eval_series(rows).values()]
+    means = [m for m in means if not math.isnan(m)]
+    return sum(means) / len(means) if means else math.nan
 
 
 def reset_diagnostics(rows: list[dict], step: int) -> dict[str, float]:
@@ -64,7 +73,8 @@ def reset_diagnostics(rows: list[dict], step: int) -> dict[str, float]:
 
 
 def intervention_rows(groups: dict[str, list], reps: int) -> list[dict]:
-    """Per group with an intervention: probes before, just after and at the end, and the reset diagnostics."""
+    """Per group with an intervention: the mean return after it, probes before, just after and at the end, and the
+    reset diagnostics."""
     table = []
     for group, runs in groups.items():
         located = [(run, step) for run in runs if (step := intervention_step(run)) is not None]
@@ -75,6 +85,7 @@ def intervention_rows(groups: dict[str, list], reps: int) -> list[dict]:
             keys |= {k: v for k, v in plasticity_keys(run.curve_rows).items() if k not in keys}
         steps = sorted({step for _, step in located})
         row = {"group": group, "runs": len(located), "step": steps[0] if len(steps) == 1 else "various"}
+        row |= ci_columns("return_after", [return_after(r.curve_rows, s) for r, s in located], reps)
         for key in keys.values():
             short = key.removeprefix("plasticity/")
             row |= ci_columns(f"{short}@before", [probe_at(r.curve_rows, s, key) for r, s in located], reps)

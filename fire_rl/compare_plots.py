@@ -77,7 +77,9 @@ def draw(fig_spec: Figure, path: Path, reps: int) -> Path:
     for ax in list(axes.flat)[len(fig_spec.panels) :]:
         ax.axis("off")
     fig.suptitle(fig_spec.title, fontsize=11)
-    fig.legend(handles=_legend(fig_spec, colours), loc="outside lower center", ncol=min(6, len(groups) + 3), fontsize=8)
+    handles = _legend(fig_spec, colours)
+    columns = min(len(handles), max(2, int(5.2 * ncols / 1.8)))  # about 1.8 inches per entry, so none is cut off
+    fig.legend(handles=handles, loc="outside lower center", ncol=columns, fontsize=8)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=100)
     tmp.replace(path)
@@ -89,11 +91,10 @@ def _panel(ax, spec: Figure, panel: str, colours: dict, reps: int) -> None:
     for step in spec.switches:
         ax.axvline(step, color="grey", linestyle="--", linewidth=0.8)
     drawn = False
-    for i, (group, by_panel) in enumerate(spec.data.items()):
-        steps = sorted(set(spec.resets.get(group, [])))
-        if steps:  # reset markers along the top edge, one row per group (an empty unclipped line breaks the layout)
-            y = [1.0 - 0.035 * i] * len(steps)
-            ax.plot(steps, y, "v", color=colours[group], ms=5, transform=ax.get_xaxis_transform(), clip_on=False)
+    resetting = [group for group in spec.data if spec.resets.get(group)]
+    for group, by_panel in spec.data.items():
+        if group in resetting:
+            _reset_marks(ax, sorted(set(spec.resets[group])), resetting.index(group), colours[group])
         if panel in by_panel:
             drawn |= _band(ax, *by_panel[panel], colours[group], reps)
     _overlay(ax, spec.overlay.get(panel, {}), colours)
@@ -105,6 +106,20 @@ def _panel(ax, spec: Figure, panel: str, colours: dict, reps: int) -> None:
     ax.tick_params(labelsize=7)
     if not drawn:
         ax.text(0.5, 0.5, spec.note or "no data", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+
+
+PERIODIC_MARKS = 10  # a group resetting more often than this (ReDo, every 1,000 steps) gets a span, not markers
+
+
+def _reset_marks(ax, steps: list[int], row: int, colour) -> None:
+    """One row per resetting group along the top edge: a triangle per reset, or, for a periodic strategy, a triangle
+    at its first reset and a thin line to its last (an empty unclipped line would break the layout)."""
+    y = 1.0 - 0.035 * row
+    marks = ax.get_xaxis_transform()
+    if len(steps) > PERIODIC_MARKS:
+        ax.plot([steps[0], steps[-1]], [y, y], "-", color=colour, lw=1.0, transform=marks, clip_on=False)
+        steps = steps[:1]
+    ax.plot(steps, [y] * len(steps), "v", color=colour, ms=5, transform=marks, clip_on=False)
 
 
 def _band(ax, steps: np.ndarray, values: np.ndarray, colour, reps: int) -> bool:
@@ -376,7 +391,7 @@ def _runs_section(groups: dict[str, list], args) -> list[str]:
 
 CURVES_TEXT = (
     "Curves: mean over seeds; shaded: 95% percentile bootstrap of that mean over seeds ({reps} resamples). "
-    "Grey dashed: task switch; triangles along the top, in the group's colour: reset."
+    "Grey dashed: task switch; triangles along the top, in the group's colour: reset (a periodic strategy: its first reset, and a line to its last)."
 )
 PAPER_TEXT = (
     f"Horizontal dotted lines: final returns {PAPER_LABEL}: single-game runs (DQN: 2.5M agent steps, one "
@@ -404,7 +419,8 @@ CONTINUAL_TEXT = (
     "before task i is first trained (zero-shot forward transfer). Definitions: fire_rl/compare_stats.py."
 )
 INTERVENTION_TEXT = (
-    "For runs with one intervention (a branch from a shared checkpoint, or the first reset): each plasticity key "
+    "For runs with one intervention (a branch from a shared checkpoint, or the first reset): `return_after`, the mean "
+    "evaluation return over the evaluations after it (the post-intervention phase), then each plasticity key "
     "just before it (`@before`: the pre-reset probe; where nothing was reset, as for `none`, the stage-1 probe at the "
     "branch point, another sample of the same replay), just after it (`@after`, on the pre-reset probe's "
     "observations; the `@before` value where nothing was reset) and at the run's end (`@end`); and the reset's "

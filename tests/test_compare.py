@@ -503,6 +503,8 @@ def test_intervention_table_reads_probes_around_the_branch_and_the_reset_diagnos
         {"event": "plasticity", "step": 200, "phase": "periodic", key: 20.0},
     ]
     none_rows = [{"event": "plasticity", "step": 200, "phase": "periodic", key: 40.0}]
+    stage1.append({"event": "eval", "step": 100, "eval/Game/return": 50.0})  # at the branch point: not after it
+    fire_rows += [{"event": "eval", "step": step, "eval/Game/return": v} for step, v in ((150, 4.0), (200, 8.0))]
     branch = {"branch_from": "stage1/checkpoints/step_000000000100"}
 
     def run(rows):
@@ -515,3 +517,4 @@ def test_intervention_table_reads_probes_around_the_branch_and_the_reset_diagnos
     assert (fire["reset_dfi_raw_before"], fire["reset_dfi_raw_after"], fire["reset_sv_min"]) == (15.0, 3.0, 0.9)
     assert (none[f"{short}@before"], none[f"{short}@after"], none[f"{short}@end"]) == (30.0, 30.0, 40.0)
     assert math.isnan(none["reset_sfe_vs_full"])
+    assert fire["return_after"] == 6.0 and math.isnan(none["return_after"])  # none_rows hold no evaluation
