@@ -391,7 +391,8 @@ def _runs_section(groups: dict[str, list], args) -> list[str]:
 
 CURVES_TEXT = (
     "Curves: mean over seeds; shaded: 95% percentile bootstrap of that mean over seeds ({reps} resamples). "
-    "Grey dashed: task switch; triangles along the top, in the group's colour: reset (a periodic strategy: its first reset, and a line to its last)."
+    "Grey dashed: task switch; triangles along the top, in the group's colour: reset (a periodic strategy: its "
+    "first reset, and a line to its last)."
 )
 PAPER_TEXT = (
     f"Horizontal dotted lines: final returns {PAPER_LABEL}: single-game runs (DQN: 2.5M agent steps, one "
