@@ -57,6 +57,10 @@ class Figure:
     xmax: int = 0  # the sequence's last agent step
 
 
+PANEL_WIDTH = 5.2  # inches per panel column
+LEGEND_ENTRY_WIDTH = 1.8  # inches a legend entry takes at fontsize 8, the longest method names included
+
+
 def group_colours(groups: list[str]) -> dict[str, tuple]:
     """A fixed tab10/tab20 colour per group, in the given order."""
     cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
@@ -70,7 +74,7 @@ def draw(fig_spec: Figure, path: Path, reps: int) -> Path:
     ncols = 2 if len(fig_spec.panels) == 4 else min(3, max(1, len(fig_spec.panels)))
     nrows = math.ceil(len(fig_spec.panels) / ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(5.2 * ncols, 3.4 * nrows + 1.0), squeeze=False, layout="constrained"
+        nrows, ncols, figsize=(PANEL_WIDTH * ncols, 3.4 * nrows + 1.0), squeeze=False, layout="constrained"
     )
     for ax, panel in zip(axes.flat, fig_spec.panels, strict=False):
         _panel(ax, fig_spec, panel, colours, reps)
@@ -78,7 +82,7 @@ def draw(fig_spec: Figure, path: Path, reps: int) -> Path:
         ax.axis("off")
     fig.suptitle(fig_spec.title, fontsize=11)
     handles = _legend(fig_spec, colours)
-    columns = min(len(handles), max(2, int(5.2 * ncols / 1.8)))  # about 1.8 inches per entry, so none is cut off
+    columns = min(len(handles), max(2, int(PANEL_WIDTH * ncols / LEGEND_ENTRY_WIDTH)))  # so that none is cut off
     fig.legend(handles=handles, loc="outside lower center", ncol=columns, fontsize=8)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=100)
