@@ -518,3 +518,22 @@ def test_intervention_table_reads_probes_around_the_branch_and_the_reset_diagnos
     assert (none[f"{short}@before"], none[f"{short}@after"], none[f"{short}@end"]) == (30.0, 30.0, 40.0)
     assert math.isnan(none["reset_sfe_vs_full"])
     assert fire["return_after"] == 6.0 and math.isnan(none["return_after"])  # none_rows hold no evaluation
+
+
+def test_reset_marks_draw_a_periodic_strategy_as_its_first_triangle_and_a_span():
+    """A few resets get a triangle each; more than PERIODIC_MARKS (ReDo's every 1,000 steps) get one triangle at the
+    first and a line to the last, instead of a band of triangles across the panel."""
+    import matplotlib.pyplot as plt
+
+    from fire_rl.compare_plots import PERIODIC_MARKS, _reset_marks
+
+    fig, ax = plt.subplots()
+    _reset_marks(ax, [100, 200], 0, "red")
+    periodic = list(range(1000, 1000 * (PERIODIC_MARKS + 5), 1000))
+    _reset_marks(ax, periodic, 1, "blue")
+    few, span, first = ax.get_lines()
+    plt.close(fig)
+    assert list(few.get_xdata()) == [100, 200] and few.get_marker() == "v"
+    assert list(span.get_xdata()) == [periodic[0], periodic[-1]] and span.get_marker() in ("None", "", None)
+    assert list(first.get_xdata()) == [periodic[0]] and first.get_marker() == "v"
+    assert first.get_ydata()[0] < few.get_ydata()[0]  # one row per group, downwards from the top edge
