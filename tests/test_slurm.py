@@ -2,8 +2,11 @@
 `hydra/launcher=slurm` path, requeue after preemption and after a time-out, and a job that fails.
 
 Skipped with one line where Slurm is not installed or does not start, except under CI=true, where that fails.
-A requeued Slurm job waits about two minutes before it may start again (its BeginTime); the tests release it at
-once with `scontrol update StartTime=now`, which changes nothing else about the requeue.
+A requeued Slurm job waits about two minutes before it may start again (its BeginTime); the tests release it
+early with `scontrol update StartTime=now`, which changes nothing else about the requeue. Not at once, though: slurmd
+refuses to launch a job whose new credential is no newer, in whole seconds, than the one it revoked at the requeue
+("Killing non-startable batch JobId=12: Job credential revoked"), and the job then ends without running. The tests
+wait two seconds after they first see the job pending before they release it.
 """
 
 from __future__ import annotations
@@ -77,11 +80,19 @@ def jobs() -> list[tuple[str, str, str]]:
     return [tuple(line.split(maxsplit=2)) for line in out.splitlines()]
 
 
+REVOCATION_MARGIN_S = 2.0
+_pending_since: dict[tuple[str, int], float] = {}
+
+
 def release_requeued() -> None:
-    """Let a requeued job start now instead of after its two-minute BeginTime."""
+    """Let a requeued job start now instead of after its two-minute BeginTime, once its requeue is
+    REVOCATION_MARGIN_S old (see the module's docstring)."""
+    now = time.monotonic()
     for job, state, reason in jobs():
         if state == "PENDING" and "BeginTime" in reason:
-            subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+            since = _pending_since.setdefault((job, restarts(job)), now)
+            if now - since >= REVOCATION_MARGIN_S:
+                subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
 
 
 def restarts(job: str) -> int:
@@ -111,11 +122,28 @@ def wait_until(predicate, launcher: subprocess.Popen, timeout: float, what: str)
         time.sleep(0.5)
 
 
+# Without accounting, submitit learns that a job ended only from the result file the job writes; a job that Slurm
+# ended before it ran leaves none, and the launcher waits for it forever (docs/slurm.md). Fail then, with the log.
+NO_JOB_GRACE_S = 60.0
+
+
+def controller_log_tail(lines: int = 20) -> str:
+    log = Path(os.environ.get("SLURM_STATE", "/var/tmp/fire_rl_slurm")) / "log" / "slurmctld.log"
+    tail = "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else "(missing)"
+    return f"{log} ends:\n{tail}"
+
+
 def finish(launcher: subprocess.Popen, timeout: float = 600) -> str:
     """Wait for the launcher, releasing requeued jobs meanwhile; returns its output."""
     deadline = time.monotonic() + timeout
+    seen_a_job, empty_since = False, None
     while launcher.poll() is None:
-        assert time.monotonic() < deadline, "the launcher did not finish"
+        assert time.monotonic() < deadline, f"the launcher did not finish; {controller_log_tail()}"
+        queued = jobs()
+        seen_a_job |= bool(queued)
+        empty_since = None if queued else empty_since or time.monotonic()
+        if seen_a_job and empty_since and time.monotonic() - empty_since > NO_JOB_GRACE_S:
+            raise AssertionError(f"Slurm holds no job but the launcher waits; {controller_log_tail()}")
         release_requeued()
         time.sleep(0.5)
     return launcher.stdout.read()
