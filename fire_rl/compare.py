@@ -286,6 +286,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output folder (default: <first DIR>/compare)")
     parser.add_argument("--group-by", default=DEFAULT_GROUP_BY, help="dotted config key (default: reset.name)")
     parser.add_argument("--baseline", help="group for probability of improvement (default: none, if present)")
+    parser.add_argument("--gap-to", metavar="GROUP", help="also tabulate every group's return gap to GROUP (gap.csv)")
     parser.add_argument("--reference-dir", type=Path, nargs="+", help="single-task runs for forward transfer")
     parser.add_argument("--paper-overlay", action="store_true", help="draw the FIRE paper's Fig. 4 final values")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default: 2000)")
@@ -308,6 +309,8 @@ def compare(args: argparse.Namespace) -> Path:
     baseline = args.baseline or "none"
     if args.baseline and args.baseline not in groups:
         raise CompareError(f"--baseline {args.baseline!r} is not a group; groups: {', '.join(sorted(groups))}")
+    if args.gap_to is not None and args.gap_to not in groups:
+        raise CompareError(f"--gap-to {args.gap_to!r} is not a group; groups: {', '.join(sorted(groups))}")
     if baseline not in groups:
         notes.append(f"no group named {baseline!r}: probability of improvement not computed (pick one with --baseline)")
     groups = order_groups(groups, baseline)

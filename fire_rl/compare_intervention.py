@@ -13,7 +13,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from fire_rl.compare_stats import ci_columns, eval_series, plasticity_keys, probe_at, window_mean
+from fire_rl.compare_stats import (
+    ci_columns,
+    difference_ci,
+    eval_series,
+    final_value,
+    finished,
+    plasticity_keys,
+    probe_at,
+    window_mean,
+)
 
 RESET_DIAGNOSTICS = ("sfe_vs_full", "dfi_raw_before", "dfi_raw_after", "sv_min")
 
@@ -96,3 +105,43 @@ def intervention_rows(groups: dict[str, list], reps: int) -> list[dict]:
             row |= ci_columns(f"reset_{name}", [d[name] for d in diagnostics], reps)
         table.append(row)
     return table
+
+
+def final_return(run) -> float:
+    """The run's evaluation return at its last step, averaged over its tasks."""
+    values = [final_value(run, task) for task in run.evals]
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def gap_rows(groups: dict[str, list], yardstick: str, reps: int) -> list[dict]:
+    """Per group, how far it is from the `yardstick` group (the unprimed runs of a priming experiment): the
+    difference of the mean final return, and of the mean return after the group's intervention step (the yardstick's
+    runs averaged over the same evaluations), each with a 95% bootstrap CI over the two groups' runs, resampled
+    independently. Finished runs only; a group without one intervention step for all its runs gets no `after` gap."""
+    reference = finished(groups[yardstick])
+    table = []
+    for group, runs in groups.items():
+        done = finished(runs)
+        if group == yardstick or not done:
+            continue
+        steps = {intervention_step(run) for run in done}
+        step = next(iter(steps)) if len(steps) == 1 else None
+        label = step if step is not None else "various" if len(steps) > 1 else "none"
+        row = {"group": group, "runs": len(done), "yardstick_runs": len(reference), "step": label}
+        ours, theirs = [final_return(r) for r in done], [final_return(r) for r in reference]
+        row |= _gap_columns("final", ours, theirs, reps)
+        if step is None:
+            ours, theirs = [], []
+        else:
+            ours = [return_after(r.curve_rows, step) for r in done]
+            theirs = [return_after(r.curve_rows, step) for r in reference]
+        row |= _gap_columns("after", ours, theirs, reps)
+        table.append(row)
+    return table
+
+
+def _gap_columns(name: str, ours: list[float], theirs: list[float], reps: int) -> dict[str, float]:
+    gap, low, high = difference_ci(ours, theirs, reps)
+    means = ci_columns(name, ours, reps) | ci_columns(f"yardstick_{name}", theirs, reps)
+    return means | {f"{name}_gap": gap, f"{name}_gap_ci_low": low, f"{name}_gap_ci_high": high}

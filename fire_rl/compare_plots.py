@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from envs.sequence import TaskSequence  # noqa: E402
 from fire_rl import compare_stats as st  # noqa: E402
-from fire_rl.compare_intervention import intervention_rows  # noqa: E402
+from fire_rl.compare_intervention import gap_rows, intervention_rows  # noqa: E402
 from fire_rl.compare_stats import Series, align, as_series, bootstrap_band, plasticity_keys  # noqa: E402
 
 PHASE_ORDER = {"periodic": 0, "pre_reset": 1, "post_reset": 2}
@@ -333,6 +333,8 @@ def write_outputs(out, groups, baseline, references, notes, args) -> Path:
     interventions = intervention_rows(groups, args.reps)
     if interventions:  # runs with one intervention: a branch, or a scheduled reset
         tables["intervention"] = write_table(out, "intervention", interventions)
+    if args.gap_to is not None:
+        tables["gap"] = write_table(out, "gap", gap_rows(groups, args.gap_to, args.reps))
     notes = notes + [
         f"{r.path}: no final evaluation (step {r.sequence.total_steps}): in the curves, not in the tables"
         for runs in groups.values()
@@ -357,6 +359,7 @@ def report_text(groups: dict[str, list], baseline: str, figures: list, tables: d
         "continual": ("Continual metrics", CONTINUAL_TEXT),
         "plasticity": ("Plasticity at the end of every visit", PLASTICITY_TEXT),
         "intervention": ("What the intervention did", INTERVENTION_TEXT),
+        "gap": (f"The gap to `{args.gap_to}`", GAP_TEXT.format(yardstick=args.gap_to, reps=args.reps)),
     }
     for name, (title, text) in texts.items():
         if name not in tables:
@@ -434,6 +437,15 @@ INTERVENTION_TEXT = (
     "would move (the paper's normalised SFE; 1 for a full reset), `reset_dfi_raw_before`/`after`, the paper's "
     "||W^T W - I||_F^2 summed over the touched layers, and `reset_sv_min`, FIRE's smallest singular value after its "
     "projection. Cells: mean over runs [95% bootstrap CI]."
+)
+
+GAP_TEXT = (
+    "How far each group ends from the yardstick group `{yardstick}` (`--gap-to`; in a priming experiment, the "
+    "unprimed runs): `final`, the mean final evaluation return (averaged over tasks), and `after`, the mean return "
+    "over the evaluations after the group's intervention step, with the yardstick's runs averaged over the same "
+    "evaluations; `yardstick_*`, the yardstick's own means; `*_gap`, the group's mean minus the yardstick's, with a "
+    "95% bootstrap CI ({reps} replications, each group's runs resampled on their own: the runs are not paired). A gap "
+    "whose CI lies below 0 is a deficit left; one that covers 0 is closed at this number of seeds, or not resolved."
 )
 
 PLASTICITY_TEXT = (

@@ -89,6 +89,20 @@ def mean_ci(values: Sequence[float], reps: int = 2000, seed: int = 0) -> tuple[f
     return float(mean[0]), float(low[0]), float(high[0])
 
 
+def difference_ci(
+    a: Sequence[float], b: Sequence[float], reps: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """mean(a) - mean(b) for two independent samples of per-run values (NaN left out), with its 95% percentile
+    bootstrap interval (each sample resampled on its own); NaN when either sample is empty."""
+    xs = [np.asarray([v for v in s if v is not None and math.isfinite(v)], dtype=float) for s in (a, b)]
+    if any(x.size == 0 for x in xs):
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    boot_a, boot_b = (x[rng.integers(0, x.size, size=(reps, x.size))].mean(axis=1) for x in xs)
+    low, high = np.percentile(boot_a - boot_b, [2.5, 97.5])
+    return float(xs[0].mean() - xs[1].mean()), float(low), float(high)
+
+
 # --- normalisation --------------------------------------------------------------------------------------------
 
 

@@ -101,7 +101,7 @@ sweep() {
 }
 
 report() {
-  python -m fire_rl.compare "${OUT}/${GAME}" --out "${RESULTS}" --baseline none
+  python -m fire_rl.compare "${OUT}/${GAME}" --out "${RESULTS}" --baseline none ${UNPRIMED:+--gap-to unprimed}
 }
 
 started=$(date +%s)

@@ -214,6 +214,19 @@ def test_compare_writes_every_output_with_hand_checked_numbers(small_sweep, tmp_
     assert "nothing skipped" in (out / "skipped.txt").read_text()
 
 
+def test_gap_to_a_group_writes_its_table_into_the_report(small_sweep, tmp_path):
+    """--gap-to none: fire's final return averaged over the three games, against none's, and the same after fire's
+    first reset (at 100: every evaluation holds the final scores); no gap row for none itself."""
+    out = tmp_path / "out"
+    run_compare(small_sweep, "--out", out, "--reps", "50", "--gap-to", "none")
+    (row,) = read_csv(out / "gap.csv")
+    finals = {g: [hns(g, 0.5 + 0.1 * s) - hns(g, 0.1 + 0.1 * s) for s in (0, 1)] for g in GAMES}
+    assert row["group"] == "fire" and row["step"] == "100"
+    expected = np.mean([np.mean(v) for v in finals.values()])
+    assert float(row["final_gap"]) == pytest.approx(expected) and float(row["after_gap"]) == pytest.approx(expected)
+    assert "## The gap to `none` ([gap.csv](gap.csv)" in (out / "report.md").read_text()
+
+
 def test_default_output_folder_and_group_by_another_key(small_sweep):
     run_compare(small_sweep, "--group-by", "reset.c", "--reps", "50")
     groups = [row["group"] for row in read_csv(small_sweep / "compare" / "aggregate.csv")]
@@ -299,6 +312,7 @@ def test_mismatched_task_sequences_in_one_group_are_an_error(small_sweep):
     [
         (["--group-by", "reset.nope"], "'reset.nope' is not a key"),
         (["--baseline", "dash"], "--baseline 'dash' is not a group; groups: fire, none"),
+        (["--gap-to", "unprimed"], "--gap-to 'unprimed' is not a group; groups: fire, none"),
         (["--reps", "0"], "--reps must be a positive integer"),
     ],
 )
@@ -518,6 +532,36 @@ def test_intervention_table_reads_probes_around_the_branch_and_the_reset_diagnos
     assert (none[f"{short}@before"], none[f"{short}@after"], none[f"{short}@end"]) == (30.0, 30.0, 40.0)
     assert math.isnan(none["reset_sfe_vs_full"])
     assert fire["return_after"] == 6.0 and math.isnan(none["return_after"])  # none_rows hold no evaluation
+
+
+def test_difference_ci_resamples_each_sample_on_its_own():
+    """Constant samples give a zero-width interval at their difference; with b = [12, 14] and a = [4], the bootstrap
+    means of b can only be 12, 13 or 14, so the difference lies in [-10, -8] and covers both ends."""
+    assert st.difference_ci([1.0, 1.0, 1.0], [0.0, 0.0], reps=50) == (1.0, 1.0, 1.0)
+    gap, low, high = st.difference_ci([4.0], [12.0, 14.0, math.nan], reps=2000)
+    assert (gap, low, high) == (-9.0, -10.0, -8.0)
+    assert all(math.isnan(v) for v in st.difference_ci([], [1.0]))
+
+
+def test_gap_table_compares_each_group_with_the_yardstick_over_the_same_evaluations():
+    """Primed `none` branched at 100 against two unprimed runs without a branch: final 4 against 14 and 12, after
+    the branch (evaluations at 150 and 200) 3 against 13 and 11; an unfinished run is left out."""
+    from fire_rl.compare_intervention import gap_rows
+
+    sequence = build_sequence([{"env_id": "Toy/Game-v0", "steps": 200}])
+
+    def run(values: dict[int, float], branch: bool = True) -> RunRecord:
+        config = {"seed": 0} | ({"branch_from": "stage1/checkpoints/step_000000000100"} if branch else {})
+        rows = [{"event": "eval", "step": step, "eval/Game/return": v} for step, v in values.items()]
+        return RunRecord("r", config, "g", sequence, rows)
+
+    unprimed = [run({50: 9.0, 100: 10.0, 150: 12.0, 200: 14.0}, False), run({100: 0.0, 150: 10.0, 200: 12.0}, False)]
+    groups = {"none": [run({150: 2.0, 200: 4.0})], "unprimed": [*unprimed, run({150: 99.0}, False)]}
+    (row,) = gap_rows(groups, "unprimed", reps=500)
+    assert (row["group"], row["runs"], row["yardstick_runs"], row["step"]) == ("none", 1, 2, 100)
+    assert (row["final"], row["yardstick_final"], row["final_gap"]) == (4.0, 13.0, -9.0)
+    assert (row["after"], row["yardstick_after"], row["after_gap"]) == (3.0, 12.0, -9.0)
+    assert row["final_gap_ci_low"] == -10.0 and row["final_gap_ci_high"] == -8.0
 
 
 def test_reset_marks_draw_a_periodic_strategy_as_its_first_triangle_and_a_span():
