@@ -3,6 +3,7 @@ runs resume and branch exactly as the originals would have."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -84,25 +85,36 @@ def test_restore_never_replaces_a_run_that_is_further_along(tmp_path):
     assert checkpoint_steps(out / "b") == [100]
 
 
+# Overrides that make a reference script's runs take seconds: 300 agent steps to the midpoint, 300 after it.
+TINY_MIDPOINT = ["agent.learning_starts=100", "loop.buffer_size=1000", "eval_every=150", "eval_episodes=2",
+                 "eval_max_episode_steps=50", "metrics_every=150", "metrics_probe_size=32", "log_every=150",
+                 "checkpoint_every=150"]  # fmt: skip
+
+
+def reference_script(name: str, out: Path, results: Path, methods: str, *overrides: str):
+    """A function that runs one stage of scripts/`name` with the tiny settings (one seed, `methods`) and returns
+    what it printed, after asserting it succeeded."""
+    settings = {"MIDPOINT": "300", "END": "600", "SEEDS": "0", "METHODS": methods, "JOBS": "2"}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the script's `python` is this one
+    env = {**ENV, **settings, "OUT": str(out), "RESULTS": str(results), "PATH": path}
+    command = ["bash", str(REPO / "scripts" / name)]
+
+    def stage(stage_name: str) -> str:
+        result = subprocess.run([*command, stage_name, *TINY_MIDPOINT, *overrides], cwd=REPO, env=env,
+                                capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return result.stdout + result.stderr
+
+    return stage
+
+
 @pytest.mark.slow
 def test_the_midpoint_sweep_goes_on_from_its_carried_runs_on_a_new_machine(tmp_path):
     """`reference_minatar_midpoint.sh sweep`, `carry`, the machine gone, `sweep` again: every run restored and
     none trained again, and the report written."""
     pytest.importorskip("minatar")
     out, results = tmp_path / "machine" / "out", tmp_path / "repository" / "results"
-    settings = {"MIDPOINT": "300", "END": "600", "SEEDS": "0", "METHODS": "none fire", "JOBS": "2"}
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the script's `python` is this one
-    env = {**ENV, **settings, "OUT": str(out), "RESULTS": str(results), "PATH": path}
-    tiny = ["agent.learning_starts=100", "loop.buffer_size=1000", "eval_every=150", "eval_episodes=2",
-            "eval_max_episode_steps=50", "metrics_every=150", "metrics_probe_size=32", "log_every=150",
-            "checkpoint_every=150"]  # fmt: skip
-    script = [str(REPO / "scripts" / "reference_minatar_midpoint.sh")]
-
-    def stage(name):
-        result = subprocess.run(["bash", *script, name, *tiny], cwd=REPO, env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        return result.stdout + result.stderr
-
+    stage = reference_script("reference_minatar_midpoint.sh", out, results, "none fire")
     first = stage("sweep")
     assert first.count("done: ") == 3 and (results / "summary.csv").exists()
     stage("carry")
@@ -113,3 +125,25 @@ def test_the_midpoint_sweep_goes_on_from_its_carried_runs_on_a_new_machine(tmp_p
     assert "done: " not in again.replace("done: " + str(out / "SpaceInvaders" / "seed0" / "stage1"), "")
     for method, rows in before.items():
         assert read_rows(out / "SpaceInvaders" / "seed0" / method / "metrics.jsonl") == rows
+
+
+@pytest.mark.slow
+def test_the_priming_sweep_primes_stage_1_only_and_reports_the_gap_to_the_unprimed_runs(tmp_path):
+    """`reference_minatar_priming.sh sweep`: a primed stage 1 (one `prime` row), `none` branched from its midpoint
+    that does not prime again (its metrics start at the branch point), an unprimed run of the same seed that never
+    primes, and the report's gap of `none` to it."""
+    pytest.importorskip("minatar")
+    out, results = tmp_path / "out", tmp_path / "results"
+    stage = reference_script("reference_minatar_priming.sh", out, results, "none", "prime_updates=20")
+    assert stage("sweep").count("done: ") == 3
+    runs = {name: read_rows(out / "SpaceInvaders" / "seed0" / name / "metrics.jsonl")
+            for name in ("stage1", "none", "unprimed")}  # fmt: skip
+    primes = {name: [row for row in rows if row["event"] == "prime"] for name, rows in runs.items()}
+    assert [row["prime/updates"] for row in primes["stage1"]] == [20]
+    assert primes["none"] == primes["unprimed"] == []  # the branch is primed (stage 1 was); it does not prime again
+    with open(results / "gap.csv") as table:
+        gaps = {row["group"]: row for row in csv.DictReader(table)}
+    final = {name: [row for row in runs[name] if row["event"] == "eval"][-1]["eval/SpaceInvaders/return"]
+             for name in ("none", "unprimed")}  # fmt: skip
+    assert set(gaps) == {"none"} and gaps["none"]["yardstick_runs"] == "1"
+    assert float(gaps["none"]["final_gap"]) == pytest.approx(final["none"] - final["unprimed"])
