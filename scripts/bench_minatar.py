@@ -22,6 +22,8 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_loop import env_steps_per_second, fill_with_random_steps  # noqa: E402
+
 from agents.dqn import DQNAgent  # noqa: E402
 from envs.minatar import MinatarSuite  # noqa: E402
 from fire_rl.build import agent_arguments  # noqa: E402
@@ -45,13 +47,8 @@ def setup(game: str, warmup: int, seed: int = 0):
     learner, _ = preset()
     agent = DQNAgent(spaces, seed=seed, **{**learner, "learning_starts": 0, "epsilon_decay_steps": 1})
     replay = suite.make_replay(spaces, 100_000, 1, seed)
-    obs, _ = envs.reset(seed=seed)
-    replay.start(obs)
     rng = np.random.default_rng(seed)
-    for _ in range(warmup):
-        actions = rng.integers(6, size=1)
-        obs, rewards, terminated, truncated, _ = envs.step(actions)
-        replay.add(actions, rewards, terminated, truncated, obs)
+    obs = fill_with_random_steps(envs, replay, envs.reset(seed=seed)[0], warmup, lambda: rng.integers(6, size=1))
     return envs, agent, replay, obs
 
 
@@ -59,16 +56,6 @@ def learner_updates_per_second(agent, replay, steps: int) -> float:
     start = time.perf_counter()
     for step in range(steps):
         agent.update(replay.sample(BATCH_SIZE), step)
-    return steps / (time.perf_counter() - start)
-
-
-def env_steps_per_second(envs, agent, replay, obs, steps: int) -> float:
-    start = time.perf_counter()
-    for step in range(steps):
-        actions = agent.act(obs, step)
-        obs, rewards, terminated, truncated, _ = envs.step(actions)
-        replay.add(actions, rewards, terminated, truncated, obs)
-        agent.update(replay.sample(BATCH_SIZE), step)  # updates_per_env_step = 1
     return steps / (time.perf_counter() - start)
 
 
@@ -84,7 +71,7 @@ def main() -> None:
         envs, agent, replay, obs = setup(args.game, args.warmup)
         learner_updates_per_second(agent, replay, 200)  # untimed warm-up of the allocator and kernels
         bound = learner_updates_per_second(agent, replay, args.steps)
-        end_to_end = env_steps_per_second(envs, agent, replay, obs, args.steps)
+        end_to_end = env_steps_per_second(envs, agent, replay, obs, args.steps, BATCH_SIZE)
         print(
             f"{threads} thread(s): end to end {end_to_end:7.1f} env steps/s, learner-only bound {bound:7.1f} "
             f"updates/s, ratio {end_to_end / bound:.3f}"

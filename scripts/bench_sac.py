@@ -9,11 +9,11 @@ replay with random steps and runs a few untimed updates, then the timed budget. 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_loop import env_steps_per_second, fill_with_random_steps
 from hydra import compose, initialize_config_dir
 
 from agents.sac import SACAgent
@@ -34,29 +34,20 @@ def preset(name: str) -> dict:
     return agent_arguments(cfg.agent)
 
 
-def env_steps_per_second(name: str, steps: int, warmup: int, seed: int = 0) -> float:
+def preset_env_steps_per_second(name: str, steps: int, warmup: int, seed: int = 0) -> float:
     """Timed act/step/store/update loop after `warmup` random steps and 5 untimed updates."""
     task = build_sequence([{"env_id": "HalfCheetah-v5", "steps": steps}], task_type=MujocoTask).visits[0]
     envs = make_vector_env(task, MujocoSettings(), 1)
     options = {**preset(name), "learning_starts": 0}
     agent = SACAgent(Spaces.box_actions((17,), (6,)), seed=seed, **options)
     replay = TransitionReplay(warmup + steps + 10, 1, (17,), (6,), seed=seed)
-    obs, _ = envs.reset(seed=seed)
-    replay.start(obs)
     rng = np.random.default_rng(seed)
-    for _ in range(warmup):
-        actions = rng.uniform(-1, 1, (1, 6)).astype(np.float32)
-        obs, rewards, terminated, truncated, _ = envs.step(actions)
-        replay.add(actions, rewards, terminated, truncated, obs)
+    obs = fill_with_random_steps(
+        envs, replay, envs.reset(seed=seed)[0], warmup, lambda: rng.uniform(-1, 1, (1, 6)).astype(np.float32)
+    )
     for i in range(5):
         agent.update(replay.sample(BATCH_SIZE), i)
-    start = time.perf_counter()
-    for step in range(steps):
-        actions = agent.act(obs, step)
-        obs, rewards, terminated, truncated, _ = envs.step(actions)
-        replay.add(actions, rewards, terminated, truncated, obs)
-        agent.update(replay.sample(BATCH_SIZE), step)  # updates_per_env_step = 1
-    return steps / (time.perf_counter() - start)
+    return env_steps_per_second(envs, agent, replay, obs, steps, BATCH_SIZE)
 
 
 def main() -> None:
@@ -68,7 +59,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch 256, 1 update per env step")
-    rates = {name: env_steps_per_second(name, args.steps, args.warmup) for name in ("sac", "sac_simba")}
+    rates = {name: preset_env_steps_per_second(name, args.steps, args.warmup) for name in ("sac", "sac_simba")}
     for name, rate in rates.items():
         print(f"{name:10s} ({preset(name)['network']:5s}): {rate:8.2f} env steps/s over {args.steps} steps")
     ratio = rates["sac_simba"] / rates["sac"]
