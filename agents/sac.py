@@ -308,8 +308,8 @@ class SACAgent:
         self, batch: dict[str, np.ndarray], index: int, steps_per_update: float
     ) -> dict[str, torch.Tensor]:
         """A priming update is an ordinary update: nothing in SAC's rules is keyed on agent steps. The Polyak target
-        (tau per update) follows the primed critic as it would in training: after N updates it is
-        (1 - tau)^N of the way from where it started."""
+        (tau per update) follows the primed critic as it would in training: after N updates, what is left of the
+        target it started from weighs (1 - tau)^N."""
         return self.update(batch, 0)
 
     def _step_with_penalty(self, optimizer, loss: torch.Tensor, net: nn.Module, name: str) -> torch.Tensor | None:

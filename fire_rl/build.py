@@ -111,13 +111,22 @@ def validate_loop(cfg: DictConfig) -> None:
 
 
 def check_priming(cfg: DictConfig) -> None:
-    """Priming needs transitions to prime on: the replay as it is when learning starts."""
-    check_positive("prime_updates", cfg.get("prime_updates", 0), allow_zero=True)
-    if cfg.get("prime_updates", 0) and cfg.agent.learning_starts < cfg.loop.batch_size:
+    """`prime_updates` is a whole number of updates (0: none). They sample the replay as it is when learning starts
+    with replacement, so a priming set smaller than one batch is allowed (the paper primes SAC on 100 transitions)."""
+    updates = cfg.get("prime_updates", 0)
+    check_positive("prime_updates", updates, allow_zero=True)
+    if not isinstance(updates, int):
+        raise ConfigError(f"prime_updates must be a whole number of updates, got {updates!r}")
+
+
+def check_priming_point(cfg: DictConfig, step: int, primed: bool) -> None:
+    """Priming happens once, when learning starts: a run resumed or branched past that point unprimed cannot have it."""
+    updates, starts = cfg.get("prime_updates", 0), cfg.agent.learning_starts
+    if updates and not primed and step > starts:
         raise ConfigError(
-            f"prime_updates={cfg.prime_updates} primes on the replay as it is when learning starts, which holds "
-            f"agent.learning_starts={cfg.agent.learning_starts} transitions: give at least one batch "
-            f"(loop.batch_size={cfg.loop.batch_size}), or prime_updates=0"
+            f"prime_updates={updates} primes once, when learning starts (agent step {starts}), but this run starts "
+            f"at step {step} from a checkpoint that was not primed: continue it with prime_updates=0, or prime a "
+            "run from the start"
         )
 
 

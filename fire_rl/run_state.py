@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from fire_rl.build import Components, open_outputs
+from fire_rl.build import Components, check_priming_point, open_outputs
 from fire_rl.checkpoint import (
     CheckpointError,
     check_fingerprint,
@@ -311,7 +311,8 @@ FRESH_LOGGER = {"offset": 0, "elapsed_s": 0.0, "wandb_id": None}  # the logger p
 def open_run(parts: Components) -> tuple[Run, LoopState]:
     """The run and where its loop starts: the run directory's last checkpoint, else a branch from another run's
     checkpoint (`branch_from`), else fresh. The metrics file is cut back to the start point (rows of an attempt
-    that died after it), then the outputs are opened. Raises CheckpointError for a checkpoint that cannot be used."""
+    that died after it), then the outputs are opened. Raises CheckpointError for a checkpoint that cannot be used,
+    ConfigError for one past the priming point that was not primed (build.check_priming_point)."""
     resumed = resume(parts)
     if resumed is not None:
         loop, logger_state = resumed
@@ -319,6 +320,7 @@ def open_run(parts: Components) -> tuple[Run, LoopState]:
     else:
         loop = branch(parts, parts.cfg.branch_from) if parts.cfg.branch_from else LoopState()
         logger_state = FRESH_LOGGER
+    check_priming_point(parts.cfg, loop.step, loop.primed)
     truncate_metrics(parts.run_dir, int(logger_state["offset"]))
     logger = open_outputs(parts, logger_state.get("wandb_id"))
     logger.continue_from(logger_state["elapsed_s"])

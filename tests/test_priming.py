@@ -82,12 +82,13 @@ def test_sac_priming_is_ordinary_updates_with_the_polyak_target():
 
 @pytest.mark.slow
 def test_a_primed_run_logs_one_prime_row_when_learning_starts(tmp_path):
-    args = [*TINY, "agent.learning_starts=100", "prime_updates=40", "torch_threads=1", f"hydra.run.dir={tmp_path}"]
+    """On a priming set smaller than one batch (20 transitions, batch 32): batches are drawn with replacement."""
+    args = [*TINY, "agent.learning_starts=20", "prime_updates=40", "torch_threads=1", f"hydra.run.dir={tmp_path}"]
     result = run_train(*args)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     (prime,) = [r for r in rows if r["event"] == "prime"]
-    assert prime["step"] == 101 and prime["prime/updates"] == 40 and prime["prime/replay_size"] <= 101
+    assert prime["step"] == 21 and prime["prime/updates"] == 40 and prime["prime/replay_size"] <= 21
     assert np.isfinite(prime["prime/td_loss"])
     assert "prime_updates: 40" in (tmp_path / "config.yaml").read_text()
 
@@ -96,9 +97,26 @@ def test_a_primed_run_logs_one_prime_row_when_learning_starts(tmp_path):
     "override, message",
     [
         ("prime_updates=-1", "prime_updates must be non-negative, got -1"),
-        ("prime_updates=10", "agent.learning_starts=8 transitions: give at least one batch (loop.batch_size=32)"),
+        ("prime_updates=1e5", "prime_updates must be a whole number of updates, got 100000.0"),
     ],
 )
 def test_priming_refuses_what_makes_no_sense(tmp_path, override, message):
-    result = run_train(*TINY, "agent.learning_starts=8", override, f"hydra.run.dir={tmp_path}")
+    result = run_train(*TINY, override, f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0 and message in result.stderr
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_priming_is_refused_for_a_branch_past_learning_starts_from_an_unprimed_checkpoint(tmp_path):
+    """Priming happens when learning starts; an unprimed checkpoint past that point cannot be primed after it."""
+    unprimed = tmp_path / "unprimed"
+    result = run_train(*TINY, "agent.learning_starts=100", "stop_at_step=200", f"hydra.run.dir={unprimed}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    branch = tmp_path / "branch"
+    checkpoint = f"branch_from={unprimed}/checkpoints/step_000000000200"
+    result = run_train(*TINY, "agent.learning_starts=100", "prime_updates=10", checkpoint, f"hydra.run.dir={branch}")
+    assert result.returncode != 0
+    assert "prime_updates=10 primes once, when learning starts (agent step 100), but this run starts at step 200" in (
+        result.stderr
+    )
+    assert not (branch / "metrics.jsonl").exists()
