@@ -83,10 +83,11 @@ def reset_diagnostics(rows: list[dict], step: int) -> dict[str, float]:
 
 def intervention_rows(groups: dict[str, list], reps: int) -> list[dict]:
     """Per group with an intervention: the mean return after it, probes before, just after and at the end, and the
-    reset diagnostics."""
+    reset diagnostics. Finished runs only, like every other table (an unfinished run's `return_after` would average
+    fewer evaluations and its `@end` probe would not be at the end)."""
     table = []
     for group, runs in groups.items():
-        located = [(run, step) for run in runs if (step := intervention_step(run)) is not None]
+        located = [(run, step) for run in finished(runs) if (step := intervention_step(run)) is not None]
         if not located:
             continue
         keys: dict[str, str] = {}

@@ -427,12 +427,12 @@ CONTINUAL_TEXT = (
     "before task i is first trained (zero-shot forward transfer). Definitions: fire_rl/compare_stats.py."
 )
 INTERVENTION_TEXT = (
-    "For runs with one intervention (a branch from a shared checkpoint, or the first reset): `return_after`, the mean "
-    "evaluation return over the evaluations after it (the post-intervention phase), then each plasticity key "
-    "just before it (`@before`: the pre-reset probe; where nothing was reset, as for `none`, the stage-1 probe at the "
-    "branch point, another sample of the same replay), just after it (`@after`, on the pre-reset probe's "
-    "observations; the `@before` value where nothing was reset) and at the run's end (`@end`); and the reset's "
-    "diagnostics: "
+    "For finished runs with one intervention (a branch from a shared checkpoint, or the first reset): "
+    "`return_after`, the mean evaluation return over the evaluations after it (the post-intervention phase), then "
+    "each plasticity key just before it (`@before`: the pre-reset probe; where nothing was reset, as for `none`, "
+    "the stage-1 probe at the branch point, another sample of the same replay), just after it (`@after`, on the "
+    "pre-reset probe's observations; the `@before` value where nothing was reset) and at the run's end (`@end`); "
+    "and the reset's diagnostics: "
     "`reset_sfe_vs_full`, the squared distance moved over the touched layers divided by what a full reset to theta0 "
     "would move (the paper's normalised SFE; 1 for a full reset), `reset_dfi_raw_before`/`after`, the paper's "
     "||W^T W - I||_F^2 summed over the touched layers, and `reset_sv_min`, FIRE's smallest singular value after its "

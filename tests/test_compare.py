@@ -521,10 +521,13 @@ def test_intervention_table_reads_probes_around_the_branch_and_the_reset_diagnos
     fire_rows += [{"event": "eval", "step": step, "eval/Game/return": v} for step, v in ((150, 4.0), (200, 8.0))]
     branch = {"branch_from": "stage1/checkpoints/step_000000000100"}
 
-    def run(rows):
-        return SimpleNamespace(config=branch, rows=rows, curve_rows=stage1 + rows)
+    def run(rows, complete=True):
+        return SimpleNamespace(config=branch, rows=rows, curve_rows=stage1 + rows, complete=complete)
 
-    fire, none = intervention_rows({"fire": [run(fire_rows)], "none": [run(none_rows)]}, reps=10)
+    cut_off = run([{"event": "plasticity", "step": 150, "phase": "periodic", key: 99.0}], complete=False)
+    groups = {"fire": [run(fire_rows), cut_off], "none": [run(none_rows)], "cut_off": [cut_off]}
+    fire, none = intervention_rows(groups, reps=10)  # the unfinished run is left out, and its group with it
+    assert fire["runs"] == 1 and none["runs"] == 1
     short = key.removeprefix("plasticity/")
     assert (fire[f"{short}@before"], fire[f"{short}@after"], fire[f"{short}@end"]) == (31.0, 10.0, 20.0)
     assert fire["reset_sfe_vs_full"] == pytest.approx(3.0 / 8.0)  # (2 + 1) / (2 / 0.5 + 1 / 0.25)
