@@ -14,7 +14,7 @@ from torch import nn
 from agents.compiled import compile_mode, maybe_compile
 from agents.networks import ARCHITECTURES, QNetwork
 from agents.protocol import Regularizer, ResetDefaults
-from agents.shared import match_injection, seeded_init
+from agents.shared import match_injection, seeded_init, to_device
 from envs.suite import Spaces
 from fire_rl.config import ConfigError, check_choice, check_positive
 from fire_rl.steps import crossed
@@ -140,7 +140,9 @@ class DQNAgent:
         self.regularizer: Regularizer | None = None
         self._update_features: dict[str, torch.Tensor] = {}
         self.compile = compile_mode(compile, self.device)
-        self.losses = maybe_compile(self.losses, self.compile)
+        # Training steps run the compiled loss; `losses` itself stays eager for resets (DASH differentiates it more
+        # than once per graph, which a compiled backward with donated buffers refuses; resets are rare).
+        self._train_losses = maybe_compile(self.losses, self.compile)
 
     @property
     def loss_keys(self) -> tuple[str, ...]:
@@ -200,7 +202,7 @@ class DQNAgent:
 
     def _gradient_step(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """TD loss (+ the regulariser's penalty), one optimizer step; the detached losses."""
-        td = self.losses(batch)["q"]
+        td = self._train_losses(batch)["q"]
         loss, values = td, {LOSS_KEYS[0]: td.detach()}
         if self.regularizer is not None:
             penalty = self.regularizer.penalty(self.q, self.theta0)
@@ -281,7 +283,7 @@ class DQNAgent:
         match_injection(state, self.injected, (self.q, self.target), self._rebuild_optimizer)
         self.q.load_state_dict(state["q"])
         self.target.load_state_dict(state["target"])
-        self.theta0 = state["theta0"]
+        self.theta0 = to_device(state["theta0"], self.device)  # checkpoints load onto the CPU
         self.optimizer.load_state_dict(state["optimizer"])
         self.last_target_sync = state["last_target_sync"]
         self.rng.bit_generator.state = state["rng"]

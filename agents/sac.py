@@ -18,7 +18,7 @@ from torch import nn
 
 from agents.compiled import compile_mode, maybe_compile
 from agents.protocol import Regularizer, ResetDefaults
-from agents.shared import match_injection, seeded_init
+from agents.shared import match_injection, seeded_init, to_device
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
 from envs.suite import Spaces
 from fire_rl.config import ConfigError, check_choice, check_positive
@@ -195,8 +195,9 @@ class SACAgent:
         self.regularizer: Regularizer | None = None
         self._update_features: dict[str, dict[str, torch.Tensor]] = {}
         self.compile = compile_mode(compile, self.device)
-        self._actor_loss = maybe_compile(self._actor_loss, self.compile)
-        self._critic_loss = maybe_compile(self._critic_loss, self.compile)
+        # Training steps run the compiled losses; `losses` (for resets such as DASH) uses the eager ones, see DQNAgent.
+        self._train_actor_loss = maybe_compile(self._actor_loss, self.compile)
+        self._train_critic_loss = maybe_compile(self._critic_loss, self.compile)
 
     def _build_optimizers(self) -> None:
         """Fresh AdamW states over the trainable parameters; weight decay on actor and critic (not the temperature)."""
@@ -283,12 +284,12 @@ class SACAgent:
         """One SAC step: actor, temperature, critic, Polyak target (each network's loss + the regulariser's penalty).
         Returns detached device tensors: nothing is read back here."""
         obs, actions, rewards, next_obs, terminated = self._tensors(batch)
-        actor_loss, log_prob, actor_features = self._actor_loss(obs)
+        actor_loss, log_prob, actor_features = self._train_actor_loss(obs)
         actor_penalty = self._step_with_penalty(self.actor_opt, actor_loss, self.actor, "actor")
         entropy = -log_prob.detach().mean()
         temperature_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
         _step(self.temperature_opt, temperature_loss, [self.log_alpha])
-        critic_loss, critic_features = self._critic_loss(obs, actions, rewards, next_obs, terminated)
+        critic_loss, critic_features = self._train_critic_loss(obs, actions, rewards, next_obs, terminated)
         critic_penalty = self._step_with_penalty(self.critic_opt, critic_loss, self.critic, "critic")
         with torch.no_grad():
             for target, online in zip(self.target.parameters(), self.critic.parameters(), strict=True):
@@ -406,7 +407,7 @@ class SACAgent:
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.theta0 = state["theta0"]
+        self.theta0 = to_device(state["theta0"], self.device)  # checkpoints load onto the CPU
         for opt, opt_state in zip(
             (self.actor_opt, self.critic_opt, self.temperature_opt), state["optimizers"], strict=True
         ):

@@ -1,5 +1,5 @@
-"""What the DQN and SAC agents do the same way: fresh initialisations for resets, and loading a checkpoint taken
-after plasticity injection."""
+"""What the DQN and SAC agents do the same way: fresh initialisations for resets, and loading a checkpoint (taken
+after plasticity injection; tensors read onto the CPU)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,11 @@ def match_injection(state: dict[str, Any], injected: bool, nets: Iterable, rebui
         for net in nets:
             net.add_injection_heads()
         rebuild_optimizers()
+
+
+def to_device(tree: Any, device: torch.device) -> Any:
+    """Every tensor of a nested dict moved to `device` (a checkpoint's theta0, loaded onto the CPU, before a CUDA
+    run's resets compare the live weights with it)."""
+    if isinstance(tree, dict):
+        return {key: to_device(value, device) for key, value in tree.items()}
+    return tree.to(device) if isinstance(tree, torch.Tensor) else tree

@@ -13,6 +13,7 @@ import pytest
 # setuptools, whose distutils shim refuses to load once the stdlib copy is in the process (seen with setuptools
 # 84.2.1, a torch dependency that CI installs fresh: tests/test_dqn.py's compiled test failed in the full suite).
 import setuptools  # noqa: F401, E402  isort: skip
+import torch
 from hydra import compose, initialize_config_dir
 
 from envs.suite import Spaces
@@ -105,3 +106,36 @@ def atari_spaces(num_actions: int = 18) -> Spaces:
 def box_spaces(obs_dim: int = 17, action_dim: int = 6) -> Spaces:
     """Flat observations and continuous actions (HalfCheetah-v5: 17 and 6)."""
     return Spaces.box_actions((obs_dim,), (action_dim,))
+
+
+def assert_compiled_loss_matches_eager(eager_fn, compiled_fn, args: tuple, params: list, seed: int = 0) -> None:
+    """An agent's compiled training loss (forward, and backward through AOTAutograd) against its eager loss on the
+    same weights and inputs: the same loss and the same gradient for each of `params`. Both draw their random
+    numbers after torch.manual_seed(seed); a compiled graph draws from torch's generator only under
+    torch._inductor.config.fallback_random (the caller's to set). Gradients are the oracle, not weights after a few
+    optimizer steps: Adam's first steps move each weight by about lr whatever its gradient's size, so the rounding
+    noise in a near-zero gradient becomes a difference of lr."""
+    results = []
+    for fn in (eager_fn, compiled_fn):
+        torch.manual_seed(seed)
+        loss = fn(*args)[0]
+        results.append((loss.detach(), torch.autograd.grad(loss, params, allow_unused=True)))
+    (eager_loss, eager_grads), (compiled_loss, compiled_grads) = results
+    torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-4, atol=1e-6)
+    for i, (g, expected) in enumerate(zip(compiled_grads, eager_grads, strict=True)):
+        assert (g is None) == (expected is None), f"parameter {i}: a gradient on one side only"
+        if expected is not None:
+            scale = float(expected.abs().max())
+            torch.testing.assert_close(
+                g, expected, rtol=1e-3, atol=1e-4 * scale + 1e-12, msg=lambda m, i=i: f"parameter {i}: {m}"
+            )
+
+
+def assert_sac_compiled_losses_match(agent, batch: dict) -> None:
+    """The agent's compiled actor and critic losses (what its update trains with) against its eager ones (what
+    resets such as DASH differentiate): same loss, same gradients, same reparameterisation noise."""
+    obs, actions, rewards, next_obs, terminated = agent._tensors(batch)
+    actor, critic = list(agent.actor.parameters()), list(agent.critic.parameters())
+    assert_compiled_loss_matches_eager(agent._actor_loss, agent._train_actor_loss, (obs,), actor)
+    critic_args = (obs, actions, rewards, next_obs, terminated)
+    assert_compiled_loss_matches_eager(agent._critic_loss, agent._train_critic_loss, critic_args, critic)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import TINY, run_train
 
+from agents.shared import to_device
 from envs import mujoco
 from envs.atari import ALE_STATE, AtariSettings, make_vector_env
 from envs.sequence import Task, build_sequence
@@ -221,3 +222,12 @@ def test_async_vector_env_snapshot_continues_exactly_across_episode_ends(tmp_pat
     fresh.close()
     for a, b in zip(expected, got, strict=True):
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_to_device_moves_every_tensor_of_a_nested_state():
+    """A checkpoint's theta0 is read onto the CPU; agents move it to their own device (a CUDA run's resets compare
+    the live weights with it). The meta device stands in for a GPU here."""
+    state = {"actor": {"w": torch.ones(2), "step": 3}, "critic": {"w": torch.zeros(1, 2)}}
+    moved = to_device(state, torch.device("meta"))
+    assert moved["actor"]["w"].device.type == "meta" and moved["critic"]["w"].shape == (1, 2)
+    assert moved["actor"]["step"] == 3 and state["actor"]["w"].device.type == "cpu"

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import box_spaces, compose_cfg, run_train
+from conftest import assert_sac_compiled_losses_match, box_spaces, compose_cfg, run_train
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -123,6 +123,15 @@ def test_losses_are_differentiable_for_dash(replay):
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     grads = torch.autograd.grad(losses["actor"], list(agent.actor.parameters()))
     assert all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.slow
+def test_compiled_losses_equal_eager_on_cpu(replay):
+    with torch._inductor.config.patch(fallback_random=True):  # compiled graphs draw from torch's generator too
+        agent = SACAgent(box_spaces(), seed=0, learning_starts=0, compile="compile")
+        for step in range(2):
+            assert_sac_compiled_losses_match(agent, replay.sample(32))
+            agent.update(replay.sample(32), step)
 
 
 # --- the paper's SAC reset semantics (docs/paper-notes.md §1.6 and 2.2) -----------------------------------------------
