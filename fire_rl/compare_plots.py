@@ -449,7 +449,7 @@ GAP_TEXT = (
 )
 
 PLASTICITY_TEXT = (
-    "The probes of the plasticity figure, read at the end of every task visit (the last probe at or before it; at a "
+    "The probes of the plasticity figure (finished runs), read at the end of every task visit (the last probe at or before it; at a "
     "switch, the one just before the reset) and, where a reset followed, just after it: pooled dormant ratio (%, "
     "tau 0.025 and 0.1) and effective rank and srank of the last hidden layer. Cells: mean over runs [95% bootstrap "
     "CI]."

@@ -419,9 +419,14 @@ def probe_at(rows: list[dict], step: int, key: str, after_reset: bool = False) -
 
 
 def plasticity_rows(groups: dict[str, list], reps: int) -> list[dict]:
-    """Per group and task visit: each plasticity key at the visit's end and just after the reset that followed."""
+    """Per group and task visit: each plasticity key at the visit's end and just after the reset that followed.
+    Finished runs only, like every other table (an unfinished run has no probe at the ends it did not reach, and its
+    last probe would stand in for them)."""
     rows = []
     for group, runs in groups.items():
+        runs = finished(runs)
+        if not runs:
+            continue
         keys = {}
         for run in runs:
             keys |= {k: v for k, v in plasticity_keys(run.rows).items() if k not in keys}

@@ -481,8 +481,10 @@ def test_plasticity_table_reads_each_visit_end_and_the_probe_after_its_reset():
         {"event": "plasticity", "step": 100, "phase": "post_reset", key: 2.0, "plasticity/q/effective_rank/fc1": 9.0},
         {"event": "plasticity", "step": 180, "phase": "periodic", key: 7.0, "plasticity/q/effective_rank/fc1": 8.0},
     ]
-    run = RunRecord("r", {"seed": 0}, "fire", sequence, rows)
-    table = {r["visit"]: r for r in st.plasticity_rows({"fire": [run]}, reps=20)}
+    run = RunRecord("r", {"seed": 0}, "fire", sequence, [*rows, {"event": "eval", "step": 200, "eval/B/return": 1.0}])
+    cut_off = RunRecord("c", {"seed": 1}, "fire", sequence, [{**rows[0], key: 99.0}])  # killed at 50, no final eval
+    table = {r["visit"]: r for r in st.plasticity_rows({"fire": [run, cut_off], "cut_off": [cut_off]}, reps=20)}
+    assert {r["group"] for r in table.values()} == {"fire"} and table[0]["runs"] == 1  # finished runs only
     assert table[0]["q/dormant_0.025/all"] == 20.0 and table[0]["q/dormant_0.025/all@after_reset"] == 2.0
     assert table[0]["q/effective_rank/fc1"] == 4.0 and table[0]["q/effective_rank/fc1@after_reset"] == 9.0
     assert table[1]["q/dormant_0.025/all"] == 7.0 and math.isnan(table[1]["q/dormant_0.025/all@after_reset"])
