@@ -170,9 +170,12 @@ def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
 
 def branch_prefix(checkpoint: Path, run_dir: Path) -> tuple[list[dict], str | None]:
     """The stage-1 rows up to the branch step (checkpoint <stage1>/checkpoints/step_<N>), or a note why there are none.
-    A relative path is tried from the working directory, then from the run directory's ancestors."""
+    The path as recorded is tried first (a relative one from the working directory), then its tails from the run
+    directory's ancestors, longest first: a sweep copied elsewhere (a results folder's run_dirs/seedN/{stage1,fire})
+    still finds its stage 1 as seedN/stage1/checkpoints/step_<N>."""
     step = int(checkpoint.name.split("_")[-1]) if checkpoint.name.startswith("step_") else None
-    candidates = [checkpoint] if checkpoint.is_absolute() else [checkpoint, *(a / checkpoint for a in run_dir.parents)]
+    tails = [Path(*checkpoint.parts[i:]) for i in range(len(checkpoint.parts) - 2)]
+    candidates = [checkpoint, *(a / tail for tail in tails for a in run_dir.parents)]
     stage1 = next((c.parent.parent for c in candidates if (c.parent.parent / METRICS_FILE).exists()), None)
     if step is None or stage1 is None:
         return (

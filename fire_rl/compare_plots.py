@@ -113,6 +113,8 @@ def _panel(ax, spec: Figure, panel: str, colours: dict, reps: int) -> None:
 
 
 PERIODIC_MARKS = 10  # a group resetting more often than this (ReDo, every 1,000 steps) gets a span, not markers
+# dotted with a bar at the last reset, so that it does not read as a flat return curve at the height it is drawn
+PERIODIC_SPAN = {"linestyle": (0, (1, 1.5)), "lw": 1.2, "marker": "|", "markevery": [1], "ms": 6}
 
 
 def _reset_marks(ax, steps: list[int], row: int, colour) -> None:
@@ -121,7 +123,7 @@ def _reset_marks(ax, steps: list[int], row: int, colour) -> None:
     y = 1.0 - 0.035 * row
     marks = ax.get_xaxis_transform()
     if len(steps) > PERIODIC_MARKS:
-        ax.plot([steps[0], steps[-1]], [y, y], "-", color=colour, lw=1.0, transform=marks, clip_on=False)
+        ax.plot([steps[0], steps[-1]], [y, y], color=colour, transform=marks, clip_on=False, **PERIODIC_SPAN)
         steps = steps[:1]
     ax.plot(steps, [y] * len(steps), "v", color=colour, ms=5, transform=marks, clip_on=False)
 
@@ -157,6 +159,8 @@ def _legend(spec: Figure, colours: dict) -> list[Line2D]:
     handles.append(Line2D([], [], color="grey", linestyle="--", label="task switch"))
     if any(spec.resets.values()):
         handles.append(Line2D([], [], color="black", marker="v", linestyle="", label="reset (group colour)"))
+    if any(len(set(steps)) > PERIODIC_MARKS for steps in spec.resets.values()):
+        handles.append(Line2D([], [], color="black", label="periodic resets, first to last", **PERIODIC_SPAN))
     if spec.overlay:
         handles.append(Line2D([], [], color="black", linestyle=(0, (1, 3)), label=PAPER_LABEL))
     return handles

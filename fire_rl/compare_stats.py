@@ -246,11 +246,18 @@ def improvement_with_ci(
 def _interval_estimates(library, data: dict, func: Callable, reps: int, seed: int) -> dict:
     if not data:
         return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch deprecates the random_state that rliable passes on
-        points, intervals = library.get_interval_estimates(
-            data, func, reps=reps, random_state=np.random.RandomState(seed)
-        )
+    # rliable 1.2's stratified bootstraps draw their resamples with np.random.choice, numpy's global RNG, and ignore
+    # the random_state they are given: seed the global RNG for the call (and put it back) so a report is reproducible
+    global_state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch deprecates the random_state that rliable passes on
+            points, intervals = library.get_interval_estimates(
+                data, func, reps=reps, random_state=np.random.RandomState(seed)
+            )
+    finally:
+        np.random.set_state(global_state)
     return {k: (float(points[k][0]), float(intervals[k][0][0]), float(intervals[k][1][0])) for k in data}
 
 

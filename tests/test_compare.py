@@ -100,6 +100,21 @@ def test_probability_of_improvement_on_constructed_cases():
     assert result["tie"][0] == pytest.approx(0.5)
 
 
+def test_rliable_intervals_are_reproducible_and_leave_the_global_rng_alone():
+    """rliable draws its resamples from numpy's global RNG whatever random_state it is given; a report run twice must
+    print the same intervals, and computing them must not move a caller's global stream."""
+    rng = np.random.default_rng(1)
+    scores = {g: rng.normal(size=(5, 1)) for g in "ab"}
+    pairs = {g: (rng.normal(size=(5, 1)), rng.normal(size=(5, 1))) for g in "ab"}
+    np.random.seed(123)
+    expected = np.random.random()
+    np.random.seed(123)
+    first = (st.iqm_with_ci(scores, reps=200), st.improvement_with_ci(pairs, reps=200))
+    assert np.random.random() == expected
+    np.random.seed(7)  # another global state before the second call: the intervals must not depend on it
+    assert (st.iqm_with_ci(scores, reps=200), st.improvement_with_ci(pairs, reps=200)) == first
+
+
 def test_bootstrap_band_contains_the_mean_and_collapses_for_identical_seeds():
     values = np.random.default_rng(0).normal(size=(5, 12))
     mean, low, high = st.bootstrap_band(values, reps=500, seed=1)
@@ -465,6 +480,23 @@ def test_branched_curves_start_from_their_stage_one_prefix(tmp_path):
     assert {r["group"] for r in read_csv(runs / "compare" / "summary.csv")} == {"fire"}
 
 
+def test_a_copied_sweep_finds_each_branch_stage_one_beside_it(tmp_path):
+    """A results folder's run_dirs/seedN/{stage1,fire} keeps the absolute branch_from of the machine that ran it;
+    the branch still finds its own seed's stage 1 (not another seed's) from the path's tail."""
+    from fire_rl.compare import branch_prefix
+
+    for seed in (0, 1):
+        stage1 = tmp_path / "run_dirs" / f"seed{seed}" / "stage1"
+        stage1.mkdir(parents=True)
+        rows = [{"event": "eval", "step": s, "time_s": 0.0, "eval/Game/return": float(seed)} for s in (50, 100, 150)]
+        (stage1 / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    gone = Path("/nonexistent/runs/Game/seed1/stage1/checkpoints/step_000000000100")
+    prefix, note = branch_prefix(gone, tmp_path / "run_dirs" / "seed1" / "fire")
+    assert note is None and [(r["step"], r["eval/Game/return"]) for r in prefix] == [(50, 1.0), (100, 1.0)]
+    _, note = branch_prefix(gone, tmp_path / "elsewhere" / "fire")
+    assert "was not found" in note
+
+
 def test_minatar_games_get_no_human_normalised_score():
     """MinAtar's miniature games share names with Atari games, not their score scales."""
     assert reference_for("MinAtar/Asterix-v0") is None and math.isnan(human_normalised(10.0, "MinAtar/Asterix-v0"))
@@ -571,7 +603,7 @@ def test_gap_table_compares_each_group_with_the_yardstick_over_the_same_evaluati
 
 def test_reset_marks_draw_a_periodic_strategy_as_its_first_triangle_and_a_span():
     """A few resets get a triangle each; more than PERIODIC_MARKS (ReDo's every 1,000 steps) get one triangle at the
-    first and a line to the last, instead of a band of triangles across the panel."""
+    first and a dotted line to the last, instead of a band of triangles across the panel."""
     import matplotlib.pyplot as plt
 
     from fire_rl.compare_plots import PERIODIC_MARKS, _reset_marks
@@ -583,6 +615,7 @@ def test_reset_marks_draw_a_periodic_strategy_as_its_first_triangle_and_a_span()
     few, span, first = ax.get_lines()
     plt.close(fig)
     assert list(few.get_xdata()) == [100, 200] and few.get_marker() == "v"
-    assert list(span.get_xdata()) == [periodic[0], periodic[-1]] and span.get_marker() in ("None", "", None)
+    assert list(span.get_xdata()) == [periodic[0], periodic[-1]] and span.get_linestyle() != "-"  # not a curve
+    assert span.get_marker() == "|"  # a bar at the last reset
     assert list(first.get_xdata()) == [periodic[0]] and first.get_marker() == "v"
     assert first.get_ydata()[0] < few.get_ydata()[0]  # one row per group, downwards from the top edge
