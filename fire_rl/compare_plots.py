@@ -119,7 +119,7 @@ PERIODIC_SPAN = {"linestyle": (0, (1, 1.5)), "lw": 1.2, "marker": "|", "markever
 
 def _reset_marks(ax, steps: list[int], row: int, colour) -> None:
     """One row per resetting group along the top edge: a triangle per reset, or, for a periodic strategy, a triangle
-    at its first reset and a thin line to its last (an empty unclipped line would break the layout)."""
+    at its first reset and a dotted line to a bar at its last (an empty unclipped line would break the layout)."""
     y = 1.0 - 0.035 * row
     marks = ax.get_xaxis_transform()
     if len(steps) > PERIODIC_MARKS:
@@ -403,7 +403,7 @@ def _runs_section(groups: dict[str, list], args) -> list[str]:
 CURVES_TEXT = (
     "Curves: mean over seeds; shaded: 95% percentile bootstrap of that mean over seeds ({reps} resamples). "
     "Grey dashed: task switch; triangles along the top, in the group's colour: reset (a periodic strategy: its "
-    "first reset, and a line to its last)."
+    "first reset, and a dotted line to a bar at its last)."
 )
 PAPER_TEXT = (
     f"Horizontal dotted lines: final returns {PAPER_LABEL}: single-game runs (DQN: 2.5M agent steps, one "
