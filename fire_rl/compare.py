@@ -175,7 +175,7 @@ def branch_prefix(checkpoint: Path, run_dir: Path) -> tuple[list[dict], str | No
     still finds its stage 1 as seedN/stage1/checkpoints/step_<N>."""
     step = int(checkpoint.name.split("_")[-1]) if checkpoint.name.startswith("step_") else None
     tails = [Path(*checkpoint.parts[i:]) for i in range(len(checkpoint.parts) - 2)]
-    candidates = [checkpoint, *(a / tail for tail in tails for a in run_dir.parents)]
+    candidates = dict.fromkeys([checkpoint, *(a / tail for tail in tails for a in run_dir.parents)])  # once each
     stage1 = next((c.parent.parent for c in candidates if (c.parent.parent / METRICS_FILE).exists()), None)
     if step is None or stage1 is None:
         return (

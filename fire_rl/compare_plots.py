@@ -117,12 +117,17 @@ PERIODIC_MARKS = 10  # a group resetting more often than this (ReDo, every 1,000
 PERIODIC_SPAN = {"linestyle": (0, (1, 1.5)), "lw": 1.2, "marker": "|", "markevery": [1], "ms": 6}
 
 
+def periodic(steps: list[int]) -> bool:
+    """A group's distinct reset steps are drawn as a span rather than a triangle each."""
+    return len(steps) > PERIODIC_MARKS
+
+
 def _reset_marks(ax, steps: list[int], row: int, colour) -> None:
     """One row per resetting group along the top edge: a triangle per reset, or, for a periodic strategy, a triangle
     at its first reset and a dotted line to a bar at its last (an empty unclipped line would break the layout)."""
     y = 1.0 - 0.035 * row
     marks = ax.get_xaxis_transform()
-    if len(steps) > PERIODIC_MARKS:
+    if periodic(steps):
         ax.plot([steps[0], steps[-1]], [y, y], color=colour, transform=marks, clip_on=False, **PERIODIC_SPAN)
         steps = steps[:1]
     ax.plot(steps, [y] * len(steps), "v", color=colour, ms=5, transform=marks, clip_on=False)
@@ -159,7 +164,7 @@ def _legend(spec: Figure, colours: dict) -> list[Line2D]:
     handles.append(Line2D([], [], color="grey", linestyle="--", label="task switch"))
     if any(spec.resets.values()):
         handles.append(Line2D([], [], color="black", marker="v", linestyle="", label="reset (group colour)"))
-    if any(len(set(steps)) > PERIODIC_MARKS for steps in spec.resets.values()):
+    if any(periodic(steps) for steps in spec.resets.values()):
         handles.append(Line2D([], [], color="black", label="periodic resets, first to last", **PERIODIC_SPAN))
     if spec.overlay:
         handles.append(Line2D([], [], color="black", linestyle=(0, (1, 3)), label=PAPER_LABEL))
@@ -453,8 +458,8 @@ GAP_TEXT = (
 )
 
 PLASTICITY_TEXT = (
-    "The probes of the plasticity figure (finished runs), read at the end of every task visit (the last probe at or before it; at a "
-    "switch, the one just before the reset) and, where a reset followed, just after it: pooled dormant ratio (%, "
-    "tau 0.025 and 0.1) and effective rank and srank of the last hidden layer. Cells: mean over runs [95% bootstrap "
-    "CI]."
+    "The probes of the plasticity figure (finished runs), read at the end of every task visit (the last probe at or "
+    "before it; at a switch, the one just before the reset) and, where a reset followed, just after it: pooled "
+    "dormant ratio (%, tau 0.025 and 0.1) and effective rank and srank of the last hidden layer. Cells: mean over "
+    "runs [95% bootstrap CI]."
 )
