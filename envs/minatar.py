@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from envs.sequence import Task
+from envs.sequence import Task, TaskSequence, build_sequence
+from envs.shift import ShiftedView, ViewShift, level_tasks
 from envs.suite import EnvSuite, Spaces
 from fire_rl.config import ConfigError, check_positive
 from fire_rl.replay import TransitionReplay
@@ -38,6 +40,16 @@ CHANNELS = 10  # the most any game has (Seaquest): every game is padded to it
 NUM_ACTIONS = 6  # noop, left, up, right, down, fire: the package's full action set
 TIME_LIMIT_GAMES = ("freeway",)  # games whose only end is a built-in time limit
 INSTALL = 'the MinAtar games need the optional `minatar` package (GPL-3.0): pip install -e ".[minatar]"'
+
+
+@dataclass(frozen=True)
+class MinatarTask(Task):
+    """A MinAtar task: a game, seen through an optional view shift (a task entry's `shift`, envs/shift.py)."""
+
+    shift: Mapping[str, Any] = field(default_factory=dict)
+
+    def view_shift(self) -> ViewShift | None:
+        return ViewShift.parse(self.shift, self.name) if self.shift else None
 
 
 @dataclass(frozen=True)
@@ -116,10 +128,12 @@ class MinatarEnv(gym.Env):
         self.game.env.random = self.game.random
 
 
-def make_env(task: Task, settings: MinatarSettings) -> gym.Env:
-    """One game with the settings' stickiness, ramping and time limit."""
+def make_env(task: MinatarTask, settings: MinatarSettings) -> gym.Env:
+    """One game with the settings' stickiness, ramping and time limit, seen through the task's view shift."""
     env = MinatarEnv(game_name(task.env_id), settings.sticky_action_prob, settings.difficulty_ramping)
-    return gym.wrappers.TimeLimit(env, max_episode_steps=settings.max_episode_steps)
+    env = gym.wrappers.TimeLimit(env, max_episode_steps=settings.max_episode_steps)
+    shift = task.view_shift()
+    return ShiftedView(env, shift) if shift else env
 
 
 class MinatarSuite(EnvSuite):
@@ -128,20 +142,42 @@ class MinatarSuite(EnvSuite):
     kind = "minatar"
     agent_family = "dqn"
     settings_type = MinatarSettings
+    config_keys = (*EnvSuite.config_keys, "levels")
+    task_type = MinatarTask
     make_env = staticmethod(make_env)  # MinAtar's env snapshots itself: the base SimulatorState
 
+    def build_sequence(self, env_cfg: Mapping[str, Any]) -> TaskSequence:
+        """The listed tasks, or the N shifted levels of one game that `env.levels` describes (not both)."""
+        if env_cfg.get("levels") and env_cfg.get("tasks"):
+            raise ConfigError("env.levels generates the task list: give env.levels or env.tasks, not both")
+        tasks = level_tasks(env_cfg["levels"]) if env_cfg.get("levels") else list(env_cfg.get("tasks") or [])
+        return build_sequence(tasks, env_cfg.get("cycles", 1), MinatarTask)
+
     def spaces(self) -> Spaces:
-        """Every task a known game without extra options; the package installed."""
+        """Every task a known game without extra options and with a valid shift; one observation dtype for all
+        (offset views are float: then every task needs an offset, sigma 0 for the plain view); the package installed."""
         _environment_class()
+        dtypes = {}
         for task in self.sequence.distinct_tasks:
             game_name(task.env_id)
             if task.kwargs:
                 extra = sorted(task.kwargs)
                 raise ConfigError(
-                    f"task {task.name}: MinAtar tasks take no options {extra} (games have no modes; use cycles "
-                    "or settings)"
+                    f"task {task.name}: MinAtar tasks take no options {extra} (games have no modes; use cycles, "
+                    "settings or a shift)"
                 )
-        return Spaces.discrete_actions((CHANNELS, 10, 10), NUM_ACTIONS)
+            shift = task.view_shift()
+            dtypes[task.name] = shift.obs_dtype if shift else "uint8"
+        if len(set(dtypes.values())) > 1:
+            raise ConfigError(
+                f"tasks give observations of different dtypes ({dtypes}): an offset shift makes float observations, "
+                "so give every task of the sequence an offset (sigma: 0 for the plain view)"
+            )
+        return Spaces.discrete_actions((CHANNELS, 10, 10), NUM_ACTIONS, next(iter(dtypes.values())))
+
+    def switch_values(self, task: MinatarTask, envs: gym.vector.VectorEnv) -> dict[str, Any]:
+        """A switch row records the task's view shift (task/shift_kind, task/shift_seed, task/shift_sigma)."""
+        return {f"task/shift_{key}": value for key, value in task.shift.items()}
 
     def make_vector_env(self, task: Task, num_envs: int) -> gym.vector.VectorEnv:
         return gym.vector.SyncVectorEnv([lambda: make_env(task, self.settings) for _ in range(num_envs)])
@@ -163,6 +199,7 @@ class MinatarSuite(EnvSuite):
                     "padded_to": CHANNELS,
                     "num_actions": NUM_ACTIONS,
                     "time_limit": note,
+                    "shift": dict(task.shift) or None,
                 }
             )
         return {"minatar_version": metadata.version("minatar"), "settings": asdict(self.settings), "tasks": tasks}
@@ -170,7 +207,9 @@ class MinatarSuite(EnvSuite):
     def make_replay(
         self, spaces: Spaces, capacity: int, num_envs: int, seed: int, device: str | None = None
     ) -> TransitionReplay:
-        """Each (10, 10, 10) uint8 observation stored once (1 kB); next obs from the following slot."""
+        """Each (10, 10, 10) observation stored once as the env gives it (uint8: 1 kB; an offset view's float32: 4 kB);
+        next obs from the following slot."""
+        obs_dtype = np.dtype(spaces.obs_dtype)
         return TransitionReplay(
-            capacity, num_envs, spaces.obs_shape, (), seed=seed, action_dtype=np.int64, obs_dtype=np.uint8
+            capacity, num_envs, spaces.obs_shape, (), seed=seed, action_dtype=np.int64, obs_dtype=obs_dtype
         )

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from envs.shift import shift_label
 from fire_rl.config import ConfigError, check_positive
 
 
@@ -55,7 +56,9 @@ def parse_task(spec: Mapping[str, Any], task_type: type[Task] = Task) -> Task:
     family = {key: dict(spec.pop(key, None) or {}) for key in family_fields(task_type)}
     check_positive(f"steps of task {env_id}", steps)
     kwargs = {k: v for k, v in spec.items() if v is not None}
-    label = name or task_label(env_id, kwargs, *family.values())
+    shift = family.get("shift")  # a view shift (envs/shift.py) names itself: '-offset1-s3', not its raw keys
+    values = [v for key, v in family.items() if key != "shift"]
+    label = name or task_label(env_id, kwargs, *values) + (shift_label(shift) if shift else "")
     return task_type(env_id=env_id, steps=steps, name=label, kwargs=kwargs, **family)
 
 

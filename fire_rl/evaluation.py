@@ -1,4 +1,6 @@
-"""Evaluation protocols: what an `eval` row measures on every task of the sequence (raw returns, so forgetting shows).
+"""Evaluation protocols: what an `eval` row measures on every task of the sequence (raw returns, so forgetting shows),
+or, with `eval_tasks: current`, on the task being trained only (a sequence of many levels, where plasticity, not
+forgetting, is the question and evaluating every level would cost levels-fold).
 
 - `episodes` (default): `eval_episodes` episodes per task in one env, seeds seed+100000+i, each cut after
   `eval_max_episode_steps` agent steps (the score so far counts); the row holds their mean and standard deviation
@@ -19,12 +21,14 @@ from fire_rl.config import check_choice, check_positive
 from fire_rl.episodes import EpisodeTracker
 
 PROTOCOLS = ("episodes", "vector_steps")
+SCOPES = ("all", "current")  # eval_tasks: every task of the sequence (forgetting shows), or the one being trained
 AUTHORS_EVAL_SEED = 46782132  # the FIRE authors' evaluation seed (env i gets this + i), whatever the run seed
 
 
 def check_options(cfg: DictConfig) -> None:
     """The evaluation settings, before anything is built."""
     check_choice("eval_protocol", cfg.eval_protocol, PROTOCOLS)
+    check_choice("eval_tasks", cfg.get("eval_tasks", "all"), SCOPES)
     for key in ("eval_every", "eval_episodes", "eval_max_episode_steps", "eval_steps", "eval_num_envs"):
         check_positive(key, cfg[key])
 

@@ -77,9 +77,11 @@ def apply_reset(run: Run, step: int, task: Task, reason: str) -> None:
 
 
 def evaluate(run: Run, step: int, training_task: Task) -> None:
-    """Evaluate on EVERY task of the sequence, so forgetting shows (fire_rl/evaluation.py: the protocols)."""
+    """Evaluate on every task of the sequence, so forgetting shows, or with `eval_tasks: current` on the task being
+    trained only (fire_rl/evaluation.py: the protocols)."""
     values = {}
-    for task in run.sequence.distinct_tasks:
+    current = run.cfg.get("eval_tasks", "all") == "current"
+    for task in [training_task] if current else run.sequence.distinct_tasks:
         values.update(evaluation.evaluate_task(run, task, step))
     run.logger.log("eval", step, task=training_task.name, **values)
 
