@@ -292,6 +292,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gap-to", metavar="GROUP", help="also tabulate every group's return gap to GROUP (gap.csv)")
     parser.add_argument("--reference-dir", type=Path, nargs="+", help="single-task runs for forward transfer")
     parser.add_argument("--paper-overlay", action="store_true", help="draw the FIRE paper's Fig. 4 final values")
+    parser.add_argument(
+        "--late-visits", type=int, default=2, help="visits the visits table's late row covers (default: 2)"
+    )
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default: 2000)")
     parser.add_argument("--wandb-project", help="also read runs of this wandb ENTITY/PROJECT")
     return parser.parse_args(argv)
@@ -301,6 +304,8 @@ def compare(args: argparse.Namespace) -> Path:
     """Everything the command does; returns the report path."""
     if args.reps < 1:
         raise CompareError(f"--reps must be a positive integer, got {args.reps}")
+    if args.late_visits < 1:
+        raise CompareError(f"--late-visits must be a positive integer, got {args.late_visits}")
     runs, notes = load_runs(args.dirs, args.group_by)
     if args.wandb_project:
         runs += wandb_runs(args.wandb_project, args.group_by, notes)

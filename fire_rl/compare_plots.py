@@ -24,6 +24,7 @@ from envs.sequence import TaskSequence  # noqa: E402
 from fire_rl import compare_stats as st  # noqa: E402
 from fire_rl.compare_intervention import gap_rows, intervention_rows  # noqa: E402
 from fire_rl.compare_stats import Series, align, as_series, bootstrap_band, plasticity_keys  # noqa: E402
+from fire_rl.compare_visits import current_series, visit_rows  # noqa: E402
 
 PHASE_ORDER = {"periodic": 0, "pre_reset": 1, "post_reset": 2}
 
@@ -174,12 +175,12 @@ def _legend(spec: Figure, colours: dict) -> list[Line2D]:
 # --- curves out of metrics rows ---------------------------------------------------------------------------
 
 
-def episode_series(rows: Iterable[dict]) -> dict[str, Series]:
-    """Training-episode returns (raw game score) per task over agent steps."""
+def episode_series(rows: Iterable[dict], merged: str | None = None) -> dict[str, Series]:
+    """Training-episode returns (raw game score) per task over agent steps (all tasks as one, named `merged`)."""
     points: dict[str, list] = defaultdict(list)
     for row in rows:
         if row.get("event") == "episode" and row.get("charts/episodic_return") is not None:
-            points[row.get("task", "?")].append((row["step"], float(row["charts/episodic_return"])))
+            points[merged or row.get("task", "?")].append((row["step"], float(row["charts/episodic_return"])))
     return {task: as_series(p) for task, p in points.items()}
 
 
@@ -217,8 +218,21 @@ def _resets(groups: dict[str, list]) -> dict[str, list[int]]:
     return {g: sorted({s for r in runs for s in reset_steps(r.rows)}) for g, runs in groups.items()}
 
 
+CURRENT_PANEL = "the task being trained"
+
+
+def evaluates_current_only(groups: dict[str, list]) -> bool:
+    """True when every run evaluated only the task it was training (`eval_tasks: current`): one panel then."""
+    return all(r.config.get("eval_tasks") == "current" for runs in groups.values() for r in runs)
+
+
 def eval_figure(groups: dict[str, list], sequence: TaskSequence, paper_overlay: bool) -> Figure:
-    """Evaluation return on every task over the whole sequence (mean over seeds, 95% bootstrap band)."""
+    """Evaluation return on every task over the whole sequence (mean over seeds, 95% bootstrap band); one panel, the
+    task being trained, when the runs evaluated only that."""
+    if evaluates_current_only(groups):
+        data = {g: {CURRENT_PANEL: align([current_series(r.curve_rows) for r in runs])} for g, runs in groups.items()}
+        title = "evaluation return (raw score, near-greedy) on the task being trained"
+        return Figure(title, "return", [CURRENT_PANEL], data, sequence.switch_steps, _resets(groups))
     tasks = [t.name for t in sequence.distinct_tasks]
     data = {
         g: {
@@ -239,8 +253,12 @@ def train_figure(groups: dict[str, list], sequence: TaskSequence) -> Figure:
     every = min((r.config.get("eval_every") or total // 50 or 1) for runs in groups.values() for r in runs)
     edges = np.linspace(0, total, int(np.clip(total // max(every, 1), 1, 100)) + 1)
     tasks, data = [t.name for t in sequence.distinct_tasks], {}
+    if evaluates_current_only(groups):  # one panel, as the evaluation figure: every episode is of the task trained
+        tasks = [CURRENT_PANEL]
     for group, runs in groups.items():
-        episodes = [episode_series(r.curve_rows) for r in runs]
+        episodes = [
+            episode_series(r.curve_rows, merged=CURRENT_PANEL if tasks == [CURRENT_PANEL] else None) for r in runs
+        ]
         data[group] = {
             t: align([binned(e[t], edges) for e in episodes if t in e]) for t in tasks if any(t in e for e in episodes)
         }
@@ -267,8 +285,11 @@ def plasticity_figure(groups: dict[str, list], sequence: TaskSequence) -> Figure
 
 
 def describe(sequence: TaskSequence) -> str:
-    """'Asterix(100) > BeamRider(100)' in visit order."""
-    return " > ".join(f"{t.name}({t.steps})" for t in sequence.visits)
+    """'Asterix(100) > BeamRider(100)' in visit order; a long sequence by its first two and last visits."""
+    shown = [f"{t.name}({t.steps})" for t in sequence.visits]
+    if len(shown) > 4:
+        return " > ".join([*shown[:2], "...", shown[-1]]) + f" ({len(shown)} visits)"
+    return " > ".join(shown)
 
 
 # --- outputs --------------------------------------------------------------------------------------------------
@@ -344,6 +365,8 @@ def write_outputs(out, groups, baseline, references, notes, args) -> Path:
         tables["intervention"] = write_table(out, "intervention", interventions)
     if args.gap_to is not None:
         tables["gap"] = write_table(out, "gap", gap_rows(groups, args.gap_to, args.reps))
+    if any(len(runs[0].sequence.visits) > 1 for runs in groups.values()):
+        tables["visits"] = write_table(out, "visits", visit_rows(groups, baseline, args.late_visits, args.reps))
     notes = notes + [
         f"{r.path}: no final evaluation (step {r.sequence.total_steps}): in the curves, not in the tables"
         for runs in groups.values()
@@ -369,6 +392,7 @@ def report_text(groups: dict[str, list], baseline: str, figures: list, tables: d
         "plasticity": ("Plasticity at the end of every visit", PLASTICITY_TEXT),
         "intervention": ("What the intervention did", INTERVENTION_TEXT),
         "gap": (f"The gap to `{args.gap_to}`", GAP_TEXT.format(yardstick=args.gap_to, reps=args.reps)),
+        "visits": ("Return per task visit", VISITS_TEXT.format(late=args.late_visits, baseline=baseline)),
     }
     for name, (title, text) in texts.items():
         if name not in tables:
@@ -457,6 +481,13 @@ GAP_TEXT = (
     "whose CI lies below 0 is a deficit left; one that covers 0 is closed at this number of seeds, or not resolved."
 )
 
+VISITS_TEXT = (
+    "Per group and task visit (finished runs), from the evaluations of the visit's own task inside the visit: "
+    "`return_mean`, their mean (the area under the visit's curve, so learning speed within the visit enters it), and "
+    "`return_last_half`, the mean of those in the visit's second half. The `late` row averages each run's visit "
+    "means over the last {late} visits (--late-visits) and gives P(improvement) over `{baseline}` on them (rliable, "
+    "per visit, averaged over the visits, 95% stratified-bootstrap CI). Cells: mean over seeds [95% bootstrap CI]."
+)
 PLASTICITY_TEXT = (
     "The probes of the plasticity figure (finished runs), read at the end of every task visit (the last probe at or "
     "before it; at a switch, the one just before the reset) and, where a reset followed, just after it: pooled "

@@ -276,8 +276,12 @@ def finished(runs: list) -> list:
 
 
 def final_value(run, task: str) -> float:
-    """The task's evaluation return at the run's last step."""
-    return value_at(run.evals[task], run.sequence.total_steps) if task in run.evals else math.nan
+    """The task's evaluation return at the run's last step (NaN where it was not evaluated there: with
+    `eval_tasks: current` a task is evaluated only while it trains, and its last value is not a final one)."""
+    if task not in run.evals:
+        return math.nan
+    steps, values = run.evals[task]
+    return float(values[-1]) if len(steps) and steps[-1] >= run.sequence.total_steps else math.nan
 
 
 def normalisers(groups: dict[str, list], references: dict[str, list[Series]]) -> dict[str, Normaliser]:

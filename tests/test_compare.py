@@ -619,3 +619,42 @@ def test_reset_marks_draw_a_periodic_strategy_as_its_first_triangle_and_a_span()
     assert span.get_marker() == "|"  # a bar at the last reset
     assert list(first.get_xdata()) == [periodic[0]] and first.get_marker() == "v"
     assert first.get_ydata()[0] < few.get_ydata()[0]  # one row per group, downwards from the top edge
+
+
+def level_run(group: str, seed: int, values: list[list[float]]) -> RunRecord:
+    """A run through len(values) levels of 100 steps, each evaluated (only while it trains) at 50 and 100 into it."""
+    sequence = build_sequence([{"env_id": "Toy/Game-v0", "steps": 100, "name": f"L{i}"} for i in range(len(values))])
+    rows = [
+        {"event": "eval", "step": 100 * level + offset, "task": f"L{level}", f"eval/L{level}/return": v}
+        for level, pair in enumerate(values)
+        for offset, v in zip((50, 100), pair, strict=True)
+    ]
+    return RunRecord("r", {"seed": seed, "eval_tasks": "current"}, group, sequence, rows)
+
+
+def test_visits_table_reads_each_level_from_its_own_evaluations_and_compares_the_late_levels():
+    """`none` learns level 0 (2 then 4) and less later; `full` relearns every level (2 then 6): level means, second
+    halves, the late row over the last two levels, and P(improvement) 1 where every full run beats every none run."""
+    from fire_rl.compare_visits import visit_rows
+
+    groups = {
+        "none": [level_run("none", s, [[2, 4], [1, 3], [0, 2]]) for s in (0, 1)],
+        "full": [level_run("full", s, [[2, 4], [2, 6], [2, 6 + s]]) for s in (0, 1)],
+    }
+    rows = {(r["group"], r["visit"]): r for r in visit_rows(groups, "none", late=2, reps=200)}
+    assert (rows["none", "0"]["return_mean"], rows["none", "0"]["return_last_half"]) == (3.0, 4.0)
+    assert (rows["none", "2"]["return_mean"], rows["full", "2"]["return_last_half"]) == (1.0, 6.5)
+    late = rows["full", "late (1-2)"]
+    assert (late["steps"], late["return_mean"], late["return_last_half"]) == ("100-300", 4.125, 6.25)
+    assert late["p_improvement"] == 1.0 and math.isnan(rows["none", "late (1-2)"]["p_improvement"])
+    assert math.isnan(rows["full", "1"]["p_improvement"])  # per-level rows carry no comparison
+    # A level evaluated only while it trains has no final return; the last level's is its evaluation at 300.
+    assert math.isnan(st.final_value(groups["none"][0], "L0")) and st.final_value(groups["none"][0], "L2") == 2.0
+
+
+def test_a_run_that_evaluates_the_current_task_only_is_drawn_on_one_panel():
+    groups = {"none": [level_run("none", 0, [[2, 4], [1, 3]])]}
+    figure = eval_figure(groups, groups["none"][0].sequence, paper_overlay=False)
+    steps, values = figure.data["none"][figure.panels[0]]
+    assert figure.panels == ["the task being trained"] and list(steps) == [50, 100, 150, 200]
+    assert values.tolist() == [[2, 4, 1, 3]]

@@ -1,0 +1,76 @@
+"""Return per task visit for `python -m fire_rl.compare`: how well each group learns the task it is training on,
+visit by visit, for sequences of many visits (levels of one game, cycled games).
+
+A visit's return is read from the evaluations of the visit's own task at steps inside the visit, (start, end]:
+`return_mean`, the mean of all of them (its area under the curve, so the learning speed within the visit enters
+it), and `return_last_half`, the mean of those in the visit's second half, (start + steps/2, end]. A group's `late`
+row averages each run's `return_mean` over the last `late` visits and gives the probability of improvement over the
+baseline group on those visits (rliable, Mann-Whitney per visit averaged over the visits, 95% stratified
+bootstrap), the question a loss of plasticity that builds up over a sequence asks: does the group still learn late?
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fire_rl.compare_stats import Series, ci_columns, finished, improvement_with_ci, visit_windows, window_mean
+
+
+def current_series(rows: list[dict]) -> Series:
+    """The return on the task being trained, over the whole run: each eval row's value for its own `task`."""
+    points = [
+        (row["step"], float(value))
+        for row in rows
+        if row.get("event") == "eval" and (value := row.get(f"eval/{row.get('task')}/return")) is not None
+    ]
+    points.sort(key=lambda p: p[0])
+    return np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float)
+
+
+def visit_returns(run) -> list[tuple[float, float]]:
+    """(return_mean, return_last_half) of every visit of a run, from its own task's evaluations inside the visit."""
+    values = []
+    for task, start, end in visit_windows(run.sequence):
+        series = run.evals.get(task, (np.array([]), np.array([])))
+        values.append((window_mean(series, start, end), window_mean(series, start + (end - start) / 2, end)))
+    return values
+
+
+def visit_rows(groups: dict[str, list], baseline: str, late: int, reps: int) -> list[dict]:
+    """Per group: a row per visit, then its `late` row over the last `late` visits (finished runs only)."""
+    per_run = {g: [visit_returns(r) for r in finished(runs)] for g, runs in groups.items()}
+    late_scores = {g: np.array([[mean for mean, _ in v[-late:]] for v in runs]) for g, runs in per_run.items()}
+    base = late_scores.get(baseline)
+    pairs = {
+        g: (m, base)
+        for g, m in late_scores.items()
+        if base is not None
+        and g != baseline
+        and m.size
+        and base.size
+        and np.isfinite(m).all()
+        and np.isfinite(base).all()
+    }
+    improvement = improvement_with_ci(pairs, reps) if pairs else {}
+    rows = []
+    for group, runs in per_run.items():
+        windows = visit_windows(next(iter(groups[group])).sequence)
+        for visit, (task, start, end) in enumerate(windows):
+            row = {"group": group, "visit": str(visit), "task": task, "steps": f"{start}-{end}", "runs": len(runs)}
+            row |= ci_columns("return_mean", [v[visit][0] for v in runs], reps)
+            row |= ci_columns("return_last_half", [v[visit][1] for v in runs], reps)
+            rows.append(row | _no_improvement())
+        first = len(windows) - min(late, len(windows))
+        row = {"group": group, "visit": f"late ({first}-{len(windows) - 1})", "task": "-", "runs": len(runs)}
+        row["steps"] = f"{windows[first][1]}-{windows[-1][2]}"
+        row |= ci_columns("return_mean", [float(np.mean([m for m, _ in v[first:]])) for v in runs], reps)
+        row |= ci_columns("return_last_half", [float(np.mean([h for _, h in v[first:]])) for v in runs], reps)
+        p = improvement.get(group, (math.nan,) * 3)
+        rows.append(row | dict(zip(("p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"), p, strict=True)))
+    return rows
+
+
+def _no_improvement() -> dict[str, float]:
+    return {"p_improvement": math.nan, "p_improvement_ci_low": math.nan, "p_improvement_ci_high": math.nan}
