@@ -107,7 +107,10 @@ def test_rewards_actions_and_episode_ends_are_the_games_own(kind):
 
 
 BAD = {
-    "unknown kind": ({"tasks": [{"env_id": GAME, "steps": 9, "shift": {"kind": "blur", "seed": 0}}]}, "offset, permute"),
+    "unknown kind": (
+        {"tasks": [{"env_id": GAME, "steps": 9, "shift": {"kind": "blur", "seed": 0}}]},
+        "offset, permute",
+    ),
     "no seed": ({"tasks": [{"env_id": GAME, "steps": 9, "shift": {"kind": "permute"}}]}, "no 'seed'"),
     "sigma on a permutation": (
         {"tasks": [{"env_id": GAME, "steps": 9, "shift": {"kind": "permute", "seed": 0, "sigma": 1}}]},
