@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from fire_rl.config import ConfigError, check_choice
+from core.config import ConfigError, check_choice
 
 COMPILE_MODES = ("auto", "none", "compile", "cudagraph")
 

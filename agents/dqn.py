@@ -15,9 +15,9 @@ from agents.compiled import compile_mode, maybe_compile
 from agents.networks import ARCHITECTURES, QNetwork
 from agents.protocol import Regularizer, ResetDefaults
 from agents.shared import match_injection, seeded_init, to_device
-from envs.suite import Spaces
-from fire_rl.config import ConfigError, check_choice, check_positive
-from fire_rl.steps import crossed
+from core.config import ConfigError, check_choice, check_positive
+from core.spaces import Spaces
+from core.steps import crossed
 
 LOSS_KEYS = ("losses/td_loss",)
 # adam: the FIRE authors' DQN (and C-CHAIN's, with lr 3e-4); rmsprop_centered: the MinAtar paper's DQN.

@@ -20,8 +20,8 @@ from agents.compiled import compile_mode, maybe_compile
 from agents.protocol import Regularizer, ResetDefaults
 from agents.shared import match_injection, seeded_init, to_device
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
-from envs.suite import Spaces
-from fire_rl.config import ConfigError, check_choice, check_positive
+from core.config import ConfigError, check_choice, check_positive
+from core.spaces import Spaces
 
 NETWORKS = ("mlp", "simba")
 LOSS_KEYS = ("losses/actor", "losses/critic", "losses/temperature", "losses/alpha", "losses/entropy")

@@ -11,12 +11,13 @@ import gymnasium as gym
 import numpy as np
 from ale_py.vector_env import AtariVectorEnv
 
+from core.config import ConfigError, check_choice, check_positive
+from core.replay import FrameReplay
+from core.spaces import Spaces
 from envs.atari_wrappers import AuthorsPreprocessing, EpisodicLife, FireReset, NoopReset, has_fire
 from envs.sequence import Task
 from envs.snapshot import Resumable, SimulatorState
-from envs.suite import EnvSuite, Spaces
-from fire_rl.config import ConfigError, check_choice, check_positive
-from fire_rl.replay import FrameReplay
+from envs.suite import EnvSuite
 
 gym.register_envs(ale_py)
 

@@ -21,11 +21,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from core.config import ConfigError, check_positive
+from core.replay import TransitionReplay
+from core.spaces import Spaces
 from envs.sequence import Task, TaskSequence, build_sequence
 from envs.shift import ShiftedView, ViewShift, level_tasks
-from envs.suite import EnvSuite, Spaces
-from fire_rl.config import ConfigError, check_positive
-from fire_rl.replay import TransitionReplay
+from envs.suite import EnvSuite
 
 # The package's ids for the full action set (-v0), the version the MinAtar paper's results use; fire_rl makes its
 # own env (padded, channel-first) rather than gym.make-ing them.
@@ -48,8 +49,11 @@ class MinatarTask(Task):
 
     shift: Mapping[str, Any] = field(default_factory=dict)
 
-    def view_shift(self) -> ViewShift | None:
-        return ViewShift.parse(self.shift, self.name) if self.shift else None
+
+def view_shift(task: Task) -> ViewShift | None:
+    """The task's view shift, if it has one (a plain Task, built without the family's task type, has none)."""
+    shift = getattr(task, "shift", None)
+    return ViewShift.parse(shift, task.name) if shift else None
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ def make_env(task: MinatarTask, settings: MinatarSettings) -> gym.Env:
     """One game with the settings' stickiness, ramping and time limit, seen through the task's view shift."""
     env = MinatarEnv(game_name(task.env_id), settings.sticky_action_prob, settings.difficulty_ramping)
     env = gym.wrappers.TimeLimit(env, max_episode_steps=settings.max_episode_steps)
-    shift = task.view_shift()
+    shift = view_shift(task)
     return ShiftedView(env, shift) if shift else env
 
 
@@ -166,7 +170,7 @@ class MinatarSuite(EnvSuite):
                     f"task {task.name}: MinAtar tasks take no options {extra} (games have no modes; use cycles, "
                     "settings or a shift)"
                 )
-            shift = task.view_shift()
+            shift = view_shift(task)
             dtypes[task.name] = shift.obs_dtype if shift else "uint8"
         if len(set(dtypes.values())) > 1:
             raise ConfigError(

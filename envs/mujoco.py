@@ -12,11 +12,12 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from core.config import ConfigError, check_positive
+from core.replay import TransitionReplay
+from core.spaces import Spaces
 from envs.sequence import Task, TaskSequence, build_sequence
 from envs.snapshot import SimulatorState
-from envs.suite import EnvSuite, Spaces
-from fire_rl.config import ConfigError, check_positive
-from fire_rl.replay import TransitionReplay
+from envs.suite import EnvSuite
 
 # The dynamics vocabulary. Scales are relative to the env's own XML values (each task builds a fresh model), so
 # they never compound across tasks.

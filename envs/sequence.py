@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from core.config import ConfigError, check_positive
 from envs.shift import shift_label
-from fire_rl.config import ConfigError, check_positive
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from fire_rl.config import ConfigError, check_choice, check_positive
+from core.config import ConfigError, check_choice, check_positive
 
 KINDS = ("offset", "permute")
 LEVEL_KEYS = ("env_id", "count", "steps", "kind", "sigma", "seed")

@@ -12,15 +12,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
+from core.config import ConfigError, check_choice
+from core.spaces import Spaces
 from envs.sequence import Task, TaskSequence, build_sequence, sequence_record
 from envs.snapshot import SimulatorState, restore_vector_env, snapshot_vector_env
-from fire_rl.config import ConfigError, check_choice
 
 # env.kind -> "module:class". Imported on demand, so compare does not load simulators it does not need and an
 # optional family (MinAtar) costs nothing until it is used.
@@ -29,28 +29,6 @@ SUITES = {
     "mujoco": "envs.mujoco:MujocoSuite",
     "minatar": "envs.minatar:MinatarSuite",
 }
-
-
-@dataclass(frozen=True)
-class Spaces:
-    """What every task of a sequence shares, and what the agent is sized to: observation and action spaces."""
-
-    obs_shape: tuple[int, ...]
-    obs_dtype: str  # numpy dtype name of the observations the env returns ("uint8", "float32")
-    num_actions: int | None = None  # discrete actions (DQN)
-    action_shape: tuple[int, ...] | None = None  # continuous actions in [-1, 1] (SAC)
-
-    @property
-    def discrete(self) -> bool:
-        return self.num_actions is not None
-
-    @classmethod
-    def discrete_actions(cls, obs_shape: tuple[int, ...], num_actions: int, obs_dtype: str = "uint8") -> Spaces:
-        return cls(tuple(obs_shape), obs_dtype, num_actions=int(num_actions))
-
-    @classmethod
-    def box_actions(cls, obs_shape: tuple[int, ...], action_shape: tuple[int, ...]) -> Spaces:
-        return cls(tuple(obs_shape), "float32", action_shape=tuple(action_shape))
 
 
 class EnvSuite:

@@ -21,10 +21,11 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from agents.protocol import Agent, Primable, Regularizable
+from core.config import LOOP_KEYS, MOVED_KEYS, ConfigError, check_choice, check_positive, moved_key_error
+from core.spaces import Spaces
 from envs.sequence import TaskSequence
-from envs.suite import SUITES, EnvSuite, Spaces, build_suite, suite_class
+from envs.suite import SUITES, EnvSuite, build_suite, suite_class
 from fire_rl import evaluation
-from fire_rl.config import LOOP_KEYS, MOVED_KEYS, ConfigError, check_choice, check_positive, moved_key_error
 from fire_rl.logging import WANDB_MODES, RunLogger
 from fire_rl.resets.base import ResetStrategy, ScheduledReset
 from fire_rl.resets.none import NoReset

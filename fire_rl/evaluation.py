@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import DictConfig
 
+from core.config import check_choice, check_positive
 from envs.sequence import Task
-from fire_rl.config import check_choice, check_positive
 from fire_rl.episodes import EpisodeTracker
 
 PROTOCOLS = ("episodes", "vector_steps")

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from core.config import LOOP_KEYS
+from core.steps import crossed, reached
 from fire_rl.build import Components, check_priming_point, open_outputs
 from fire_rl.checkpoint import (
     CheckpointError,
@@ -33,10 +35,8 @@ from fire_rl.checkpoint import (
     load_latest,
     save_checkpoint,
 )
-from fire_rl.config import LOOP_KEYS
 from fire_rl.episodes import EpisodeTracker
 from fire_rl.logging import METRICS_FILE, RunLogger, truncate_metrics
-from fire_rl.steps import crossed, reached
 
 # Keys that may differ between a run and its resumption: where output goes and how it is shown.
 _NOT_IDENTITY = (

@@ -22,17 +22,17 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from core.config import ConfigError, check_overrides
+from core.steps import crossed
 from envs.sequence import Task
 from fire_rl import evaluation, run_state
 from fire_rl.build import build_components, check_run_options
 from fire_rl.checkpoint import CheckpointError
-from fire_rl.config import ConfigError, check_overrides
 from fire_rl.episodes import EpisodeTracker
 from fire_rl.logging import Progress
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.plots import plot_returns
 from fire_rl.run_state import AT_STOP_STEP, DONE, Checkpointer, Ending, LoopState, Run, StopRequested, Stops
-from fire_rl.steps import crossed
 
 NAMING_KEYS = ("experiment", "agent", "env", "reset", "seed")
 # Preemption: write a checkpoint, then end by the signal (a stopped run is not a finished one, so no launcher may

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.dqn import DQNAgent  # noqa: E402
-from envs.suite import Spaces  # noqa: E402
+from core.spaces import Spaces  # noqa: E402
 from fire_rl.resets.cbp import CBP  # noqa: E402
 
 

@@ -22,11 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.dqn import DQNAgent  # noqa: E402
+from core.replay import FrameReplay  # noqa: E402
+from core.spaces import Spaces  # noqa: E402
 from envs.atari import AtariSettings, make_env  # noqa: E402
 from envs.sequence import build_sequence  # noqa: E402
-from envs.suite import Spaces  # noqa: E402
 from fire_rl.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from fire_rl.replay import FrameReplay  # noqa: E402
 
 
 def real_frames(n: int) -> np.ndarray:

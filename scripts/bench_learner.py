@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from agents.dqn import DQNAgent  # noqa: E402
 from agents.sac import SACAgent  # noqa: E402
-from envs.suite import Spaces  # noqa: E402
+from core.spaces import Spaces  # noqa: E402
 
 SAC_PRESETS = {
     "sac (MLP)": {},

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
-from fire_rl.replay import FrameReplay  # noqa: E402
+from core.replay import FrameReplay  # noqa: E402
 
 GIB = 1024**3
 TARGET_GIB = 7.0

@@ -17,11 +17,11 @@ from bench_loop import env_steps_per_second, fill_with_random_steps
 from hydra import compose, initialize_config_dir
 
 from agents.sac import SACAgent
+from core.replay import TransitionReplay
+from core.spaces import Spaces
 from envs.mujoco import MujocoSettings, MujocoTask, make_vector_env
 from envs.sequence import build_sequence
-from envs.suite import Spaces
 from fire_rl.build import agent_arguments
-from fire_rl.replay import TransitionReplay
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 BATCH_SIZE = 256  # the SAC presets' loop.batch_size

@@ -16,7 +16,7 @@ import setuptools  # noqa: F401, E402  isort: skip
 import torch
 from hydra import compose, initialize_config_dir
 
-from envs.suite import Spaces
+from core.spaces import Spaces
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(REPO / "configs")

@@ -12,8 +12,8 @@ from conftest import TINY, compose_cfg, run_train
 from torch import nn
 
 from agents.protocol import ResetDefaults
+from core.config import ConfigError
 from fire_rl.build import build_components
-from fire_rl.config import ConfigError
 from fire_rl.regularizers import L2Init, Parseval
 from fire_rl.resets import CBP
 

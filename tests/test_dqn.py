@@ -87,7 +87,7 @@ def test_state_dict_round_trip():
 @pytest.mark.slow
 def test_compiled_update_equals_eager_on_cpu():
     """agent.compile=compile (torch.compile of the loss, forward and backward) computes what the eager update does."""
-    from envs.suite import Spaces
+    from core.spaces import Spaces
 
     spaces = Spaces.discrete_actions((10, 10, 10), 6)
     options = dict(network="minatar", learning_starts=0, lr=1e-3, optimizer="adam", target_update_every=3)

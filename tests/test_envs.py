@@ -7,10 +7,10 @@ import pytest
 from conftest import compose_cfg
 from omegaconf import OmegaConf
 
+from core.config import ConfigError
 from envs.atari import AtariSettings, make_env, make_vector_env
 from envs.sequence import build_sequence
 from envs.suite import build_suite
-from fire_rl.config import ConfigError
 
 
 def test_sequence_switch_points_and_cycles():

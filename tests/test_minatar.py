@@ -13,13 +13,13 @@ from conftest import compose_cfg, run_train
 from test_resets import conv_oracle
 
 from agents.dqn import DQNAgent
+from core.config import ConfigError
+from core.spaces import Spaces
 from envs import minatar
 from envs.minatar import GAMES, MinatarEnv, MinatarSettings, MinatarSuite, make_env
 from envs.sequence import build_sequence
-from envs.suite import Spaces
 from fire_rl.build import agent_arguments, build_components
 from fire_rl.checkpoint import load_tree, save_tree
-from fire_rl.config import ConfigError
 from fire_rl.metrics import plasticity_metrics
 from fire_rl.resets import DASH, FIRE, FullReset, PlasticityInjection, ReDo, ShrinkPerturb
 from fire_rl.resets.isometry import deviation_from_isometry

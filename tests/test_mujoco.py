@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from conftest import compose_cfg, run_train
 
+from core.config import ConfigError
+from core.replay import TransitionReplay
 from envs.mujoco import (
     DYNAMICS,
     MujocoSettings,
@@ -24,8 +26,6 @@ from envs.mujoco import (
 )
 from envs.sequence import build_sequence
 from fire_rl.build import build_components
-from fire_rl.config import ConfigError
-from fire_rl.replay import TransitionReplay
 from fire_rl.run_state import open_run
 
 SETTINGS = MujocoSettings()

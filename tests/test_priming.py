@@ -12,7 +12,7 @@ from conftest import TINY, box_spaces, run_train
 
 from agents.dqn import DQNAgent
 from agents.sac import SACAgent
-from envs.suite import Spaces
+from core.spaces import Spaces
 
 
 def minatar_batch(rng: np.random.Generator, n: int = 32) -> dict:

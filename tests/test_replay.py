@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fire_rl.replay import FrameReplay
+from core.replay import FrameReplay
 
 STACK = 4
 

@@ -16,12 +16,12 @@ from torch import nn
 
 from agents.sac import SACAgent
 from agents.simba import LAYER_NORM_EPS, RunningNorm
+from core.config import ConfigError
+from core.replay import TransitionReplay
 from envs.mujoco import MujocoSettings, MujocoTask, make_vector_env
 from envs.sequence import build_sequence
 from fire_rl.build import agent_arguments, build_components
-from fire_rl.config import ConfigError
 from fire_rl.metrics import plasticity_metrics
-from fire_rl.replay import TransitionReplay
 from fire_rl.resets import FIRE, FullReset, ShrinkPerturb
 from fire_rl.resets.isometry import fire_project
 from fire_rl.run_state import open_run

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import compose_cfg, run_train
 
+from core.config import ConfigError
 from envs.minatar import MinatarSuite
 from envs.shift import ViewShift
 from fire_rl.build import build_components
-from fire_rl.config import ConfigError
 
 pytest.importorskip("minatar")
 GAME = "MinAtar/SpaceInvaders-v0"

@@ -10,8 +10,8 @@ import pytest
 from conftest import TINY, TINY_SWEEP, compose_cfg
 from conftest import run_train as run_cli
 
+from core.config import ConfigError
 from fire_rl.build import build_components
-from fire_rl.config import ConfigError
 from fire_rl.run_state import EpisodeTracker
 from fire_rl.train import crossed
 

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from agents.protocol import ResetDefaults, missing_capabilities
+from core.steps import crossed, reached
 from fire_rl.resets.isometry import deviation_from_isometry, raw_deviation_from_isometry
-from fire_rl.steps import crossed, reached
 
 # "agent" defers to the agent's `reset_defaults.optimizer` (the paper's choice for that agent; DQN: keep).
 OPTIMIZER_POLICIES = ("keep", "clear_all", "clear_touched", "agent")
