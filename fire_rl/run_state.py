@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from core.config import LOOP_KEYS
+from core.config import LOOP_KEYS, ConfigError
 from core.steps import crossed, reached
 from fire_rl.build import Components, check_priming_point, open_outputs
 from fire_rl.checkpoint import (
@@ -105,6 +105,30 @@ def identity(run: Components) -> dict[str, Any]:
     """What must match to resume: the resolved config minus output and scheduling-of-stops keys."""
     config = OmegaConf.to_container(run.cfg, resolve=True)
     return {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys where two configs differ, as 'key: old -> new'."""
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        old, new = dict(enumerate(old)), dict(enumerate(new))  # a task list: say which entry changed
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(old) + [k for k in new if k not in old]
+        return [d for k in keys for d in differences(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def check_finished_run(run: Components) -> None:
+    """Refuse to leave a finished run alone when the command asks for something else (a longer budget, another
+    method): the user's change would be ignored in silence. A finished run is not extended."""
+    saved = OmegaConf.to_container(OmegaConf.load(run.run_dir / "config.yaml"), resolve=True)
+    before = with_loop_section({k: v for k, v in saved.items() if k not in _NOT_IDENTITY})
+    changed = differences(before, identity(run))
+    if changed:
+        shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+        raise ConfigError(
+            f"{run.run_dir} finished under another configuration ({shown}); a finished run is not extended: run "
+            "the new configuration in a new run directory (or branch_from one of this run's checkpoints)"
+        )
 
 
 def with_loop_section(found: dict[str, Any]) -> dict[str, Any]:

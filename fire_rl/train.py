@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from core.config import ConfigError, check_overrides
 from core.steps import crossed
-from envs.sequence import Task
+from envs.sequence import Task, task_label
 from fire_rl import evaluation, run_state
 from fire_rl.build import build_components, check_run_options
 from fire_rl.checkpoint import CheckpointError
@@ -47,7 +47,14 @@ def short_overrides(override_dirname: str) -> str:
     return ",".join(kept)[:100]
 
 
+def game_of(key: str, *, _root_: DictConfig) -> str:
+    """`${game:env.tasks.0.env_id}`: the short name of the game at `key` ('MinAtar/SpaceInvaders-v0' ->
+    'SpaceInvaders'), for a protocol's run directories (fire_rl/protocol.py)."""
+    return task_label(str(OmegaConf.select(_root_, key)), {})
+
+
 OmegaConf.register_new_resolver("short_overrides", short_overrides, replace=True)
+OmegaConf.register_new_resolver("game", game_of, replace=True)
 
 
 # --- the pieces the loop calls ----------------------------------------------------------------------------------
@@ -268,6 +275,7 @@ def main(cfg: DictConfig) -> None:
         check_run_options(cfg)
         parts = build_components(cfg, run_dir)
         if run_state.finished(run_dir):  # a re-run sweep finishes what is unfinished and leaves the rest alone
+            run_state.check_finished_run(parts)
             print(f"run directory: {run_dir} (finished earlier; left as it is)", flush=True)
             return
         run, loop = run_state.open_run(parts)

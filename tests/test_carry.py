@@ -1,10 +1,10 @@
-"""Carrying a sweep's run directories to another machine (scripts/carry_runs.py): what is kept, and that the carried
-runs resume and branch exactly as the originals would have."""
+"""Carrying a sweep's run directories to another machine (fire_rl/carry.py): what is kept, and that the carried
+runs resume and branch exactly as the originals would have; the protocol runner (fire_rl/protocol.py) end to end
+on tiny budgets: the midpoint protocol carried to a new machine, and the priming protocol with its yardstick."""
 
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +18,7 @@ from test_resume import ENV, RUN, run_cli
 from fire_rl.checkpoint import list_checkpoints
 from fire_rl.run_state import finished
 
-CARRY = [sys.executable, str(REPO / "scripts" / "carry_runs.py")]
+CARRY = [sys.executable, "-m", "fire_rl.carry"]
 
 
 def carry(*args) -> subprocess.CompletedProcess:
@@ -85,23 +85,23 @@ def test_restore_never_replaces_a_run_that_is_further_along(tmp_path):
     assert checkpoint_steps(out / "b") == [100]
 
 
-# Overrides that make a reference script's runs take seconds: 300 agent steps to the midpoint, 300 after it.
+# Settings that make a protocol's runs take seconds: one seed, 300 agent steps to the midpoint, 300 after it.
+TINY_PROTOCOL = ["seeds=[0]", "midpoint=300", 'overrides=[env.tasks.0.steps=600,"reset_at_steps=[300]"]']
 TINY_MIDPOINT = ["agent.learning_starts=100", "loop.buffer_size=1000", "eval_every=150", "eval_episodes=2",
                  "eval_max_episode_steps=50", "metrics_every=150", "metrics_probe_size=32", "log_every=150",
                  "checkpoint_every=150"]  # fmt: skip
 
 
-def reference_script(name: str, out: Path, results: Path, methods: str, *overrides: str):
-    """A function that runs one stage of scripts/`name` with the tiny settings (one seed, `methods`) and returns
-    what it printed, after asserting it succeeded."""
-    settings = {"MIDPOINT": "300", "END": "600", "SEEDS": "0", "METHODS": methods, "JOBS": "2"}
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the script's `python` is this one
-    env = {**ENV, **settings, "OUT": str(out), "RESULTS": str(results), "PATH": path}
-    command = ["bash", str(REPO / "scripts" / name)]
+def protocol_stage(name: str, out: Path, results: Path, methods: str, *overrides: str):
+    """A function that runs one stage of `python -m fire_rl.protocol <stage> <name>` with the tiny settings (one
+    seed, `methods`, its runs under `out`, report and carried runs under `results`) and returns what it printed,
+    after asserting it succeeded."""
+    settings = [*TINY_PROTOCOL, f"methods=[{methods}]", f"out={out}", f"report={results}", f"carry={results}/run_dirs"]
 
     def stage(stage_name: str) -> str:
-        result = subprocess.run([*command, stage_name, *TINY_MIDPOINT, *overrides], cwd=REPO, env=env,
-                                capture_output=True, text=True)  # fmt: skip
+        command = [sys.executable, "-m", "fire_rl.protocol", stage_name, name, *settings, "--", *TINY_MIDPOINT,
+                   *overrides]  # fmt: skip
+        result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return result.stdout + result.stderr
 
@@ -110,32 +110,38 @@ def reference_script(name: str, out: Path, results: Path, methods: str, *overrid
 
 @pytest.mark.slow
 def test_the_midpoint_sweep_goes_on_from_its_carried_runs_on_a_new_machine(tmp_path):
-    """`reference_minatar_midpoint.sh sweep`, `carry`, the machine gone, `sweep` again: every run restored and
-    none trained again, and the report written."""
+    """`fire_rl.protocol sweep`, `carry`, the machine gone, `sweep` again: every run restored and none trained
+    again, and the report written; each branch starts at the midpoint from its stage 1's checkpoint."""
     pytest.importorskip("minatar")
     out, results = tmp_path / "machine" / "out", tmp_path / "repository" / "results"
-    stage = reference_script("reference_minatar_midpoint.sh", out, results, "none fire")
+    stage = protocol_stage("minatar_midpoint", out, results, "none,fire")
     first = stage("sweep")
-    assert first.count("done: ") == 3 and (results / "summary.csv").exists()
+    assert first.count("(done)") == 3 and (results / "summary.csv").exists()
+    runs = out / "SpaceInvaders" / "seed0"
+    for method in ("none", "fire"):
+        rows = read_rows(runs / method / "metrics.jsonl")
+        assert rows[0]["step"] == 300 and [r["reason"] for r in rows if r["event"] == "reset"] == ["branch"] * (
+            method == "fire"
+        )
     stage("carry")
-    before = {m: read_rows(out / "SpaceInvaders" / "seed0" / m / "metrics.jsonl") for m in ("none", "fire")}
+    before = {m: read_rows(runs / m / "metrics.jsonl") for m in ("none", "fire")}
     shutil.rmtree(tmp_path / "machine")
     again = stage("sweep")
-    assert "carry_runs restore: 3 run(s) copied" in again
-    assert "done: " not in again.replace("done: " + str(out / "SpaceInvaders" / "seed0" / "stage1"), "")
+    assert "carry restore: 3 run(s) copied" in again
+    assert again.count("(done)") == 0 and again.count("finished earlier; left as it is") == 2
     for method, rows in before.items():
-        assert read_rows(out / "SpaceInvaders" / "seed0" / method / "metrics.jsonl") == rows
+        assert read_rows(runs / method / "metrics.jsonl") == rows
 
 
 @pytest.mark.slow
 def test_the_priming_sweep_primes_stage_1_only_and_reports_the_gap_to_the_unprimed_runs(tmp_path):
-    """`reference_minatar_priming.sh sweep`: a primed stage 1 (one `prime` row), `none` branched from its midpoint
+    """`fire_rl.protocol sweep minatar_priming`: a primed stage 1 (one `prime` row), `none` branched from its midpoint
     that does not prime again (its metrics start at the branch point), an unprimed run of the same seed that never
     primes, and the report's gap of `none` to it."""
     pytest.importorskip("minatar")
     out, results = tmp_path / "out", tmp_path / "results"
-    stage = reference_script("reference_minatar_priming.sh", out, results, "none", "prime_updates=20")
-    assert stage("sweep").count("done: ") == 3
+    stage = protocol_stage("minatar_priming", out, results, "none", "prime_updates=20")
+    assert stage("sweep").count("(done)") == 3
     runs = {name: read_rows(out / "SpaceInvaders" / "seed0" / name / "metrics.jsonl")
             for name in ("stage1", "none", "unprimed")}  # fmt: skip
     primes = {name: [row for row in rows if row["event"] == "prime"] for name, rows in runs.items()}

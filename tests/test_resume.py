@@ -241,3 +241,20 @@ def test_rerunning_a_sweep_finishes_what_is_unfinished_and_leaves_the_rest_alone
     assert "finished earlier; left as it is" in again.stdout and "resuming" in again.stderr
     assert (first / "metrics.jsonl").read_bytes() == done_before
     assert rows(second())[-1]["event"] == "end"
+
+
+def test_a_finished_run_asked_for_something_else_is_refused_naming_what_differs(tmp_path):
+    """A finished run is left alone when the same command runs again, and refused in one line when the command now
+    asks for another budget (the change would otherwise be ignored in silence)."""
+    from omegaconf import OmegaConf
+
+    from core.config import ConfigError
+    from fire_rl.build import build_components
+    from fire_rl.run_state import check_finished_run
+
+    overrides = ["+reset=fire", *TINY]
+    OmegaConf.save(compose_cfg(overrides), tmp_path / "config.yaml", resolve=True)
+    check_finished_run(build_components(compose_cfg(overrides), tmp_path))  # the same command: nothing to say
+    longer = build_components(compose_cfg([*overrides, "env.tasks.0.steps=400", "logger.progress_bar=true"]), tmp_path)
+    with pytest.raises(ConfigError, match=r"finished under another configuration \(env\.tasks\.0\.steps: 200 -> 400\)"):
+        check_finished_run(longer)

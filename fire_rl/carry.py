@@ -8,8 +8,10 @@ checkpoint; a finished run keeps none (its metrics are all a report reads).
 `restore` copies each run of DEST into OUT where OUT does not hold that run at least as far along, so re-running
 the sweep command resumes every run instead of starting it again.
 
-    python scripts/carry_runs.py save runs/minatar_midpoint/SpaceInvaders docs/results/minatar_midpoint/run_dirs
-    python scripts/carry_runs.py restore docs/results/minatar_midpoint/run_dirs runs/minatar_midpoint/SpaceInvaders
+    python -m fire_rl.carry save runs/minatar_midpoint docs/results/minatar_midpoint/run_dirs
+    python -m fire_rl.carry restore docs/results/minatar_midpoint/run_dirs runs/minatar_midpoint
+
+`python -m fire_rl.protocol carry|sweep` calls these (a pilot's runs are not carried).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from fire_rl.run_state import finished
 CONFIG_FILE = "config.yaml"
 
 
-def run_dirs(root: Path) -> list[Path]:
-    """The run directories under `root` (those holding a config), relative to it."""
-    return sorted(p.parent.relative_to(root) for p in root.rglob(CONFIG_FILE) if p.parent.name != ".hydra")
+def run_dirs(root: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    """The run directories under `root` (those holding a config), relative to it, except under the top-level
+    folders named in `skip`."""
+    found = (p.parent.relative_to(root) for p in root.rglob(CONFIG_FILE) if p.parent.name != ".hydra")
+    return sorted(rel for rel in found if rel.parts[0] not in skip)
 
 
 def checkpoint_to_keep(run_dir: Path) -> Path | None:
@@ -57,10 +61,11 @@ def copy_trimmed(src: Path, dest: Path) -> None:
     tmp.rename(dest)
 
 
-def save(src: Path, dest: Path) -> list[Path]:
-    """Copy every run of `src` that `dest` does not already hold as far along; return those copied."""
+def save(src: Path, dest: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    """Copy every run of `src` (but those under `skip`) that `dest` does not already hold as far along; return those
+    copied."""
     copied = []
-    for rel in run_dirs(src):
+    for rel in run_dirs(src, skip):
         if (dest / rel).is_dir() and progress(dest / rel) == progress(src / rel):
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -83,20 +88,28 @@ def restore(src: Path, out: Path) -> list[Path]:
     return copied
 
 
+def summary(action: str, copied: list[Path], dest: Path) -> str:
+    """One line per run copied and a count, as `carry` prints them."""
+    lines = []
+    for rel in copied:
+        done, step = progress(dest / rel)
+        lines.append(f"{action}: {rel} ({'finished' if done else f'checkpoint at step {step}'})")
+    return "\n".join([*lines, f"carry {action}: {len(copied)} run(s) copied into {dest}"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fire_rl.carry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["save", "restore"])
     parser.add_argument("src", type=Path, help="save: the sweep's output root; restore: the carried tree")
     parser.add_argument("dest", type=Path, help="save: the carried tree; restore: the sweep's output root")
     args = parser.parse_args(argv)
     if not args.src.is_dir():
-        print(f"carry_runs: {args.action}: no directory {args.src}", file=sys.stderr)
+        print(f"fire_rl.carry: {args.action}: no directory {args.src}", file=sys.stderr)
         return 2
     copied = (save if args.action == "save" else restore)(args.src, args.dest)
-    for rel in copied:
-        done, step = progress(args.dest / rel)
-        print(f"{args.action}: {rel} ({'finished' if done else f'checkpoint at step {step}'})")
-    print(f"carry_runs {args.action}: {len(copied)} run(s) copied into {args.dest}")
+    print(summary(args.action, copied, args.dest))
     return 0
 
 
