@@ -23,8 +23,7 @@ from envs.sequence import Task, TaskSequence, sequence_from_record
 from envs.suite import SUITES, build_suite, suite_class
 from fire_rl import compare_stats as st
 from fire_rl.compare_plots import describe, write_outputs
-from fire_rl.logging import METRICS_FILE
-from fire_rl.plots import read_rows_checked
+from fire_rl.logging import METRICS_FILE, read_rows_checked
 
 DEFAULT_GROUP_BY = "reset.name"
 SKIP_DIRS = {".hydra", "wandb", "__pycache__", ".git"}

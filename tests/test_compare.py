@@ -20,7 +20,7 @@ from fire_rl import compare_stats as st
 from fire_rl.atari_scores import REFERENCE_SCORES, human_normalised, reference_for
 from fire_rl.compare import RunRecord, load_run, load_runs, main, rows_from_history
 from fire_rl.compare_plots import PAPER_LABEL, eval_figure
-from fire_rl.plots import read_rows_checked
+from fire_rl.logging import read_rows_checked
 
 GAMES = ("Asterix", "BeamRider", "DemonAttack")
 OUTPUTS = (
