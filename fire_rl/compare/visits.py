@@ -15,21 +15,12 @@ import math
 
 import numpy as np
 
-from fire_rl.compare_stats import Series, ci_columns, finished, improvement_with_ci, visit_windows, window_mean
+from fire_rl.compare.runs import Groups, RunRecord
+from fire_rl.compare.stats import improvement_with_ci, visit_windows, window_mean
+from fire_rl.compare.tables import ci_columns, finished
 
 
-def current_series(rows: list[dict]) -> Series:
-    """The return on the task being trained, over the whole run: each eval row's value for its own `task`."""
-    points = [
-        (row["step"], float(value))
-        for row in rows
-        if row.get("event") == "eval" and (value := row.get(f"eval/{row.get('task')}/return")) is not None
-    ]
-    points.sort(key=lambda p: p[0])
-    return np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float)
-
-
-def visit_returns(run) -> list[tuple[float, float]]:
+def visit_returns(run: RunRecord) -> list[tuple[float, float]]:
     """(return_mean, return_last_half) of every visit of a run, from its own task's evaluations inside the visit."""
     values = []
     for task, start, end in visit_windows(run.sequence):
@@ -38,7 +29,7 @@ def visit_returns(run) -> list[tuple[float, float]]:
     return values
 
 
-def visit_rows(groups: dict[str, list], baseline: str, late: int, reps: int) -> list[dict]:
+def visit_rows(groups: Groups, baseline: str, late: int, reps: int) -> list[dict]:
     """Per group: a row per visit, then its `late` row over the last `late` visits (finished runs only)."""
     per_run = {g: [visit_returns(r) for r in finished(runs)] for g, runs in groups.items()}
     late_scores = {g: np.array([[mean for mean, _ in v[-late:]] for v in runs]) for g, runs in per_run.items()}
