@@ -16,7 +16,7 @@ import yaml
 from conftest import REPO, TINY, TINY_SWEEP, run_train
 
 from envs.sequence import build_sequence
-from fire_rl.compare import RunRecord, load_run, load_runs, main
+from fire_rl.compare import RunRecord, load_run, load_runs, main, runs_table
 from fire_rl.compare import stats as st
 from fire_rl.compare.atari_scores import REFERENCE_SCORES, human_normalised, reference_for
 from fire_rl.compare.figures import PAPER_LABEL, eval_figure
@@ -662,3 +662,41 @@ def test_a_run_that_evaluates_the_current_task_only_is_drawn_on_one_panel():
     assert figure.panels == ["the task being trained"] and list(steps) == [50, 100, 150, 200]
     assert values.tolist() == [[2, 4, 1, 3]]
 
+
+# --- the runs as a table, for notebooks ---------------------------------------------------------------------------
+
+
+def test_runs_table_has_a_row_per_number_of_each_run(tmp_path):
+    probe = {"event": "plasticity", "step": 300, "phase": "post_reset", "plasticity/q/srank/fc1": 5, "flag": True}
+    none = write_run(tmp_path / "sweep" / "none_0", "none", 0, {50: {"Asterix": 1.0}, 300: {"Asterix": 2.0}})
+    fire = write_run(
+        tmp_path / "sweep" / "fire_1", "fire", 1, {300: {"Asterix": 4.0, "BeamRider": None}}, tail=json.dumps(probe)
+    )
+    (tmp_path / "orphan").mkdir()
+    (tmp_path / "orphan" / "metrics.jsonl").write_text("")
+    table = runs_table(tmp_path)
+    assert list(table.columns) == ["run", "group", "seed", "event", "step", "task", "phase", "metric", "value"]
+    evals = table[table.event == "eval"]
+    assert sorted(zip(evals.group, evals.seed, evals.step, evals.metric, evals.value, strict=True)) == [
+        ("fire", 1, 300, "eval/Asterix/return", 4.0),  # a null value is left out
+        ("none", 0, 50, "eval/Asterix/return", 1.0),
+        ("none", 0, 300, "eval/Asterix/return", 2.0),
+    ]
+    switches = table[table.event == "switch"]
+    assert list(switches.metric.unique()) == ["visit"] and len(switches) == 6  # 3 visits per run
+    assert list(switches[switches.run == str(none.resolve())].task) == list(GAMES)
+    (probe_row,) = table[table.event == "plasticity"].itertuples()  # the bool left out, resets hold no number
+    assert (probe_row.run, probe_row.phase, probe_row.metric, probe_row.value) == (
+        str(fire.resolve()),
+        "post_reset",
+        "plasticity/q/srank/fc1",
+        5,
+    )
+    assert len(table) == 10 and "without config.yaml" in table.attrs["notes"][0]
+    assert len(runs_table([none, str(fire)])) == 10  # a list of run directories, as paths or strings
+
+
+def test_runs_table_leaves_the_matplotlib_backend_alone():
+    code = "import sys; from fire_rl.compare import runs_table; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr

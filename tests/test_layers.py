@@ -42,6 +42,7 @@ COMPARE_CHAIN = (
     "atari_scores",
     "series",
     "runs",
+    "frames",
     "stats",
     "tables",
     "intervention",

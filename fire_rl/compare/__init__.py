@@ -4,13 +4,27 @@ Finds every run under the given folders (a folder holding `config.yaml` and `met
 method (or any dotted config key), and writes curves, tables, rliable aggregates, continual metrics and a
 `report.md` into the output folder. Reads local run directories; a wandb project can be added as a second source.
 
-The modules depend one way (tests/test_layers.py checks it): series and runs (reading) -> stats (statistics) ->
-tables, intervention, visits (the tables) -> figures -> report (the output folder) -> cli (the command).
+In a notebook, `runs_table(paths)` gives the same runs as a pandas DataFrame, one row per logged number.
+
+The modules depend one way (tests/test_layers.py checks it): series and runs (reading; frames, the DataFrame) ->
+stats (statistics) -> tables, intervention, visits (the tables) -> figures -> report (the output folder) -> cli (the
+command).
 """
 
+from fire_rl.compare.frames import runs_table
 from fire_rl.compare.runs import CompareError, RunRecord, SkipRun, find_run_dirs, load_run, load_runs
 
-__all__ = ["CompareError", "RunRecord", "SkipRun", "compare", "find_run_dirs", "load_run", "load_runs", "main"]
+__all__ = [
+    "CompareError",
+    "RunRecord",
+    "SkipRun",
+    "compare",
+    "find_run_dirs",
+    "load_run",
+    "load_runs",
+    "main",
+    "runs_table",
+]
 
 
 def __getattr__(name: str):
