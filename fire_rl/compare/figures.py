@@ -93,6 +93,7 @@ def draw(fig_spec: Figure, path: Path, reps: int) -> Path:
 
 
 def _panel(ax, spec: Figure, panel: str, colours: dict, reps: int) -> None:
+    """One panel: switches, each group's reset marks and band, the paper's values, titles and axes."""
     for step in spec.switches:
         ax.axvline(step, color="grey", linestyle="--", linewidth=0.8)
     drawn = False
@@ -161,6 +162,7 @@ def _overlay(ax, values: dict[str, float], colours: dict) -> None:
 
 
 def _legend(spec: Figure, colours: dict) -> list[Line2D]:
+    """A legend entry per group, then one per kind of mark the figure draws."""
     handles = [Line2D([], [], color=c, lw=2, label=g) for g, c in colours.items()]
     handles.append(Line2D([], [], color="grey", linestyle="--", label="task switch"))
     if any(spec.resets.values()):
@@ -188,6 +190,7 @@ def binned(series: Series, edges: np.ndarray) -> Series:
 
 
 def _resets(groups: Groups) -> dict[str, list[int]]:
+    """Every step at which a run of the group reset, per group."""
     return {g: sorted({s for r in runs for s in reset_steps(r.rows)}) for g, runs in groups.items()}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from fire_rl.compare.runs import Groups, RunRecord
 from fire_rl.compare.series import eval_series, plasticity_keys, probe_at
 from fire_rl.compare.stats import difference_ci, window_mean
-from fire_rl.compare.tables import ci_columns, final_value, finished
+from fire_rl.compare.tables import ci_columns, final_value, finished, interval_columns
 
 RESET_DIAGNOSTICS = ("sfe_vs_full", "dfi_raw_before", "dfi_raw_after", "sv_min")
 
@@ -38,6 +38,7 @@ def probe_after(rows: list[dict], step: int, key: str) -> float:
 
 
 def last_probe(rows: list[dict], key: str) -> float:
+    """The run's last value of a probe key (NaN when it has none)."""
     values = [r[key] for r in rows if r.get("event") == "plasticity" and r.get(key) is not None]
     return float(values[-1]) if values else math.nan
 
@@ -65,6 +66,7 @@ def reset_diagnostics(rows: list[dict], step: int) -> dict[str, float]:
     )
 
     def summed(name: str) -> float:
+        """A diagnostic summed over the touched layers that log it."""
         values = [row[f"{layer}/{name}"] for layer in layers if f"{layer}/{name}" in row]
         return float(sum(values)) if values else math.nan
 
@@ -138,6 +140,6 @@ def gap_rows(groups: Groups, yardstick: str, reps: int) -> list[dict]:
 
 
 def _gap_columns(name: str, ours: list[float], theirs: list[float], reps: int) -> dict[str, float]:
-    gap, low, high = difference_ci(ours, theirs, reps)
-    means = ci_columns(name, ours, reps) | ci_columns(f"yardstick_{name}", theirs, reps)
-    return means | {f"{name}_gap": gap, f"{name}_gap_ci_low": low, f"{name}_gap_ci_high": high}
+    """Both groups' means and the difference between them, each with its 95% bootstrap CI."""
+    gap = interval_columns(f"{name}_gap", difference_ci(ours, theirs, reps))
+    return ci_columns(name, ours, reps) | ci_columns(f"yardstick_{name}", theirs, reps) | gap

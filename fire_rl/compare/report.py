@@ -51,6 +51,7 @@ def write_table(out: Path, name: str, rows: list[dict]) -> str:
 
 
 def _cell(row: dict, column: str) -> str:
+    """A markdown cell: the value, with its CI where it has one that is not the value itself."""
     low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
     if low is None or not math.isfinite(low) or low == high == row[column]:
         return fmt(row[column])
@@ -112,6 +113,7 @@ def report_text(groups: Groups, baseline: str, figures: list, tables: dict, norm
 
 
 def _runs_section(groups: Groups, args) -> list[str]:
+    """report.md's head: the command, a line per group (runs, seeds, sequence), how the curves are drawn."""
     n_runs = sum(len(runs) for runs in groups.values())
     lines = [
         "# Comparison of reset methods",

@@ -45,6 +45,7 @@ class RunRecord:
 
     @property
     def seed(self) -> Any:
+        """The seed from the run's config (None without one)."""
         return self.config.get("seed")
 
     @cached_property
@@ -59,6 +60,7 @@ class RunRecord:
 
     @cached_property
     def curve_evals(self) -> dict[str, Series]:
+        """The evaluations of the curve rows: what the curves draw."""
         return eval_series(self.curve_rows)
 
     @cached_property

@@ -93,6 +93,7 @@ class Normaliser:
     high: float
 
     def __call__(self, values):
+        """The normalised values (all NaN where the map is undefined: ends equal or not finite)."""
         if not (math.isfinite(self.high - self.low) and self.high != self.low):
             return np.full_like(np.asarray(values, dtype=float), np.nan)
         return (np.asarray(values, dtype=float) - self.low) / (self.high - self.low)
@@ -228,6 +229,7 @@ def improvement_with_ci(
 
 
 def _interval_estimates(library, data: dict, func: Callable, reps: int, seed: int) -> dict:
+    """rliable's point estimate and 95% stratified-bootstrap interval of `func` per key, reproducibly."""
     if not data:
         return {}
     # rliable 1.2's stratified bootstraps draw their resamples with np.random.choice, numpy's global RNG, and ignore

@@ -31,11 +31,18 @@ from fire_rl.compare.stats import (
     visit_windows,
 )
 
+NO_INTERVAL = (math.nan, math.nan, math.nan)
+
+
+def interval_columns(name: str, interval: tuple[float, float, float]) -> dict[str, float]:
+    """{name, name_ci_low, name_ci_high} from (value, low, high): how every table spells a value with its CI."""
+    value, low, high = interval
+    return {name: value, f"{name}_ci_low": low, f"{name}_ci_high": high}
+
 
 def ci_columns(name: str, values: Sequence[float], reps: int) -> dict[str, float]:
-    """{name, name_ci_low, name_ci_high} for per-run values."""
-    mean, low, high = mean_ci(values, reps)
-    return {name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high}
+    """The mean of per-run values with its 95% bootstrap CI, as three columns."""
+    return interval_columns(name, mean_ci(values, reps))
 
 
 def finished(runs: list[RunRecord]) -> list[RunRecord]:
@@ -117,10 +124,9 @@ def aggregate_rows(groups: Groups, norms: dict[str, Normaliser], baseline: str, 
     for group, (matrix, tasks) in matrices.items():
         kinds = sorted({norms[t].kind for t in tasks}) or ["-"]
         row = {"group": group, "score": " + ".join(kinds), "runs": matrix.shape[0], "tasks": " ".join(tasks)}
-        row |= dict(zip(("iqm", "iqm_ci_low", "iqm_ci_high"), iqm.get(group, (math.nan,) * 3), strict=True))
+        row |= interval_columns("iqm", iqm.get(group, NO_INTERVAL))
         row["baseline"] = baseline if group in pairs else "-"
-        p = improvement.get(group, (math.nan,) * 3)
-        row |= dict(zip(("p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"), p, strict=True))
+        row |= interval_columns("p_improvement", improvement.get(group, NO_INTERVAL))
         rows.append(row)
     return rows
 
@@ -149,6 +155,7 @@ CONTINUAL_KEYS = ("cw_final", "cw_forgetting", "cw_forward_transfer", "cora_forg
 
 
 def _continual_values(task: str, cw: dict, co: dict, sequence: TaskSequence, norms: dict, references: dict) -> dict:
+    """One run's CONTINUAL_KEYS for one task (forward transfer only where a single-task reference exists)."""
     steps = next(t.steps for t in sequence.visits if t.name == task)
     ft = (
         forward_transfer(cw["auc"], reference_auc(references[task], norms[task], steps))
