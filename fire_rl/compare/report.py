@@ -166,7 +166,7 @@ CONTINUAL_TEXT = (
     "task i's first visit against the single-task reference (needs --reference-dir). CORA (Powers et al. 2022), "
     "returns divided by the task's largest absolute evaluation return: `cora_forgetting` = mean drop of p_i over "
     "each later visit to another task (isolated forgetting); `cora_zero_shot` = mean gain of p_i over each visit "
-    "before task i is first trained (zero-shot forward transfer). Definitions: fire_rl/compare_stats.py."
+    "before task i is first trained (zero-shot forward transfer). Definitions: fire_rl/compare/stats.py."
 )
 INTERVENTION_TEXT = (
     "For finished runs with one intervention (a branch from a shared checkpoint, or the first reset): "
