@@ -3,6 +3,7 @@ skipped.txt, and report.md, which puts them together with the prose that defines
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 from datetime import datetime
@@ -12,6 +13,7 @@ from typing import Any
 from fire_rl.compare.figures import PAPER_LABEL, draw_figures
 from fire_rl.compare.intervention import gap_rows, intervention_rows
 from fire_rl.compare.runs import Groups, describe
+from fire_rl.compare.series import Series
 from fire_rl.compare.tables import (
     aggregate_rows,
     continual_rows,
@@ -58,7 +60,14 @@ def _cell(row: dict, column: str) -> str:
     return f"{fmt(row[column])} [{fmt(low)}, {fmt(high)}]"
 
 
-def write_outputs(out, groups, baseline, references, notes, args) -> Path:
+def write_outputs(
+    out: Path,
+    groups: Groups,
+    baseline: str,
+    references: dict[str, list[Series]],
+    notes: list[str],
+    args: argparse.Namespace,
+) -> Path:
     """Figures, tables, skipped.txt and report.md in `out`; returns the report path."""
     figures = draw_figures(out, groups, args)
     norms, scales = normalisers(groups, references), cora_scales(groups)
