@@ -1,4 +1,5 @@
-"""Run-directory logging: a JSON-lines metrics file flushed per row, wandb (offline by default), a progress bar."""
+"""Run-directory logging: a JSON-lines metrics file flushed per row and read back, wandb (offline by default), a
+progress bar."""
 
 from __future__ import annotations
 
@@ -78,6 +79,23 @@ def truncate_metrics(run_dir: Path, offset: int) -> None:
     if path.exists() and path.stat().st_size > offset:
         with open(path, "r+b") as f:
             f.truncate(offset)
+
+
+def read_rows_checked(run_dir: Path) -> tuple[list[dict], list[str]]:
+    """Every complete JSON line of the run's metrics file, and one note per line that could not be read."""
+    rows, problems = [], []
+    with open(Path(run_dir) / METRICS_FILE, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                cut = (
+                    "cut off mid-line (no newline: the run was killed while writing)"
+                    if not line.endswith("\n")
+                    else "not valid JSON"
+                )
+                problems.append(f"{METRICS_FILE} line {number} skipped: {cut}")
+    return rows, problems
 
 
 def _start_wandb(run_dir: Path, config: dict[str, Any], mode: str, project: str, run_id: str | None):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -11,29 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fire_rl.logging import METRICS_FILE  # noqa: E402
+from fire_rl.logging import read_rows_checked  # noqa: E402
 
 
 def read_rows(run_dir: Path) -> list[dict]:
     """Every complete JSON line of the run's metrics file (a line cut off by a kill is skipped)."""
     return read_rows_checked(run_dir)[0]
-
-
-def read_rows_checked(run_dir: Path) -> tuple[list[dict], list[str]]:
-    """Every complete JSON line of the run's metrics file, and one note per line that could not be read."""
-    rows, problems = [], []
-    with open(Path(run_dir) / METRICS_FILE, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                cut = (
-                    "cut off mid-line (no newline: the run was killed while writing)"
-                    if not line.endswith("\n")
-                    else "not valid JSON"
-                )
-                problems.append(f"{METRICS_FILE} line {number} skipped: {cut}")
-    return rows, problems
 
 
 def _mark_events(ax, rows: list[dict]) -> None:

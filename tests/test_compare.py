@@ -16,11 +16,14 @@ import yaml
 from conftest import REPO, TINY, TINY_SWEEP, run_train
 
 from envs.sequence import build_sequence
-from fire_rl import compare_stats as st
-from fire_rl.atari_scores import REFERENCE_SCORES, human_normalised, reference_for
-from fire_rl.compare import RunRecord, load_run, load_runs, main, rows_from_history
-from fire_rl.compare_plots import PAPER_LABEL, eval_figure
-from fire_rl.plots import read_rows_checked
+from fire_rl.compare import RunRecord, load_run, load_runs, main, runs_table
+from fire_rl.compare import stats as st
+from fire_rl.compare.atari_scores import REFERENCE_SCORES, human_normalised, reference_for
+from fire_rl.compare.figures import PAPER_LABEL, eval_figure
+from fire_rl.compare.runs import rows_from_history
+from fire_rl.compare.series import eval_series
+from fire_rl.compare.tables import final_value, plasticity_rows
+from fire_rl.logging import read_rows_checked
 
 GAMES = ("Asterix", "BeamRider", "DemonAttack")
 OUTPUTS = (
@@ -280,7 +283,7 @@ def test_wandb_history_becomes_metrics_rows():
     ]
     rows = rows_from_history(history, sequence)
     assert [r["event"] for r in rows] == ["switch", "switch", "eval", "plasticity", "reset", "episode"]
-    assert rows[-1]["task"] == "Pong" and st.eval_series(rows)["Asterix"][1].tolist() == [5.0]
+    assert rows[-1]["task"] == "Pong" and eval_series(rows)["Asterix"][1].tolist() == [5.0]
 
 
 # --- bad input --------------------------------------------------------------------------------------------------
@@ -483,7 +486,7 @@ def test_branched_curves_start_from_their_stage_one_prefix(tmp_path):
 def test_a_copied_sweep_finds_each_branch_stage_one_beside_it(tmp_path):
     """A results folder's run_dirs/seedN/{stage1,fire} keeps the absolute branch_from of the machine that ran it;
     the branch still finds its own seed's stage 1 (not another seed's) from the path's tail."""
-    from fire_rl.compare import branch_prefix
+    from fire_rl.compare.runs import branch_prefix
 
     for seed in (0, 1):
         stage1 = tmp_path / "run_dirs" / f"seed{seed}" / "stage1"
@@ -515,7 +518,7 @@ def test_plasticity_table_reads_each_visit_end_and_the_probe_after_its_reset():
     ]
     run = RunRecord("r", {"seed": 0}, "fire", sequence, [*rows, {"event": "eval", "step": 200, "eval/B/return": 1.0}])
     cut_off = RunRecord("c", {"seed": 1}, "fire", sequence, [{**rows[0], key: 99.0}])  # killed at 50, no final eval
-    table = {r["visit"]: r for r in st.plasticity_rows({"fire": [run, cut_off], "cut_off": [cut_off]}, reps=20)}
+    table = {r["visit"]: r for r in plasticity_rows({"fire": [run, cut_off], "cut_off": [cut_off]}, reps=20)}
     assert {r["group"] for r in table.values()} == {"fire"} and table[0]["runs"] == 1  # finished runs only
     assert table[0]["q/dormant_0.025/all"] == 20.0 and table[0]["q/dormant_0.025/all@after_reset"] == 2.0
     assert table[0]["q/effective_rank/fc1"] == 4.0 and table[0]["q/effective_rank/fc1@after_reset"] == 9.0
@@ -527,7 +530,7 @@ def test_intervention_table_reads_probes_around_the_branch_and_the_reset_diagnos
     only probe at the branch point is stage 1's."""
     from types import SimpleNamespace
 
-    from fire_rl.compare_intervention import intervention_rows
+    from fire_rl.compare.intervention import intervention_rows
 
     key = "plasticity/q/dormant_0.025/all"
     stage1 = [{"event": "plasticity", "step": 100, "phase": "periodic", key: 30.0}]
@@ -583,7 +586,7 @@ def test_difference_ci_resamples_each_sample_on_its_own():
 def test_gap_table_compares_each_group_with_the_yardstick_over_the_same_evaluations():
     """Primed `none` branched at 100 against two unprimed runs without a branch: final 4 against 14 and 12, after
     the branch (evaluations at 150 and 200) 3 against 13 and 11; an unfinished run is left out."""
-    from fire_rl.compare_intervention import gap_rows
+    from fire_rl.compare.intervention import gap_rows
 
     sequence = build_sequence([{"env_id": "Toy/Game-v0", "steps": 200}])
 
@@ -606,7 +609,7 @@ def test_reset_marks_draw_a_periodic_strategy_as_its_first_triangle_and_a_span()
     first and a dotted line to the last, instead of a band of triangles across the panel."""
     import matplotlib.pyplot as plt
 
-    from fire_rl.compare_plots import PERIODIC_MARKS, _reset_marks
+    from fire_rl.compare.figures import PERIODIC_MARKS, _reset_marks
 
     fig, ax = plt.subplots()
     _reset_marks(ax, [100, 200], 0, "red")
@@ -635,7 +638,7 @@ def level_run(group: str, seed: int, values: list[list[float]]) -> RunRecord:
 def test_visits_table_reads_each_level_from_its_own_evaluations_and_compares_the_late_levels():
     """`none` learns level 0 (2 then 4) and less later; `full` relearns every level (2 then 6): level means, second
     halves, the late row over the last two levels, and P(improvement) 1 where every full run beats every none run."""
-    from fire_rl.compare_visits import visit_rows
+    from fire_rl.compare.visits import visit_rows
 
     groups = {
         "none": [level_run("none", s, [[2, 4], [1, 3], [0, 2]]) for s in (0, 1)],
@@ -649,7 +652,7 @@ def test_visits_table_reads_each_level_from_its_own_evaluations_and_compares_the
     assert late["p_improvement"] == 1.0 and math.isnan(rows["none", "late (1-2)"]["p_improvement"])
     assert math.isnan(rows["full", "1"]["p_improvement"])  # per-level rows carry no comparison
     # A level evaluated only while it trains has no final return; the last level's is its evaluation at 300.
-    assert math.isnan(st.final_value(groups["none"][0], "L0")) and st.final_value(groups["none"][0], "L2") == 2.0
+    assert math.isnan(final_value(groups["none"][0], "L0")) and final_value(groups["none"][0], "L2") == 2.0
 
 
 def test_a_run_that_evaluates_the_current_task_only_is_drawn_on_one_panel():
@@ -658,3 +661,42 @@ def test_a_run_that_evaluates_the_current_task_only_is_drawn_on_one_panel():
     steps, values = figure.data["none"][figure.panels[0]]
     assert figure.panels == ["the task being trained"] and list(steps) == [50, 100, 150, 200]
     assert values.tolist() == [[2, 4, 1, 3]]
+
+
+# --- the runs as a table, for notebooks ---------------------------------------------------------------------------
+
+
+def test_runs_table_has_a_row_per_number_of_each_run(tmp_path):
+    probe = {"event": "plasticity", "step": 300, "phase": "post_reset", "plasticity/q/srank/fc1": 5, "flag": True}
+    none = write_run(tmp_path / "sweep" / "none_0", "none", 0, {50: {"Asterix": 1.0}, 300: {"Asterix": 2.0}})
+    fire = write_run(
+        tmp_path / "sweep" / "fire_1", "fire", 1, {300: {"Asterix": 4.0, "BeamRider": None}}, tail=json.dumps(probe)
+    )
+    (tmp_path / "orphan").mkdir()
+    (tmp_path / "orphan" / "metrics.jsonl").write_text("")
+    table = runs_table(tmp_path)
+    assert list(table.columns) == ["run", "group", "seed", "event", "step", "task", "phase", "metric", "value"]
+    evals = table[table.event == "eval"]
+    assert sorted(zip(evals.group, evals.seed, evals.step, evals.metric, evals.value, strict=True)) == [
+        ("fire", 1, 300, "eval/Asterix/return", 4.0),  # a null value is left out
+        ("none", 0, 50, "eval/Asterix/return", 1.0),
+        ("none", 0, 300, "eval/Asterix/return", 2.0),
+    ]
+    switches = table[table.event == "switch"]
+    assert list(switches.metric.unique()) == ["visit"] and len(switches) == 6  # 3 visits per run
+    assert list(switches[switches.run == str(none.resolve())].task) == list(GAMES)
+    (probe_row,) = table[table.event == "plasticity"].itertuples()  # the bool left out, resets hold no number
+    assert (probe_row.run, probe_row.phase, probe_row.metric, probe_row.value) == (
+        str(fire.resolve()),
+        "post_reset",
+        "plasticity/q/srank/fc1",
+        5,
+    )
+    assert len(table) == 10 and "without config.yaml" in table.attrs["notes"][0]
+    assert len(runs_table([none, str(fire)])) == 10  # a list of run directories, as paths or strings
+
+
+def test_runs_table_leaves_the_matplotlib_backend_alone():
+    code = "import sys; from fire_rl.compare import runs_table; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr

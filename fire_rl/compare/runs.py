@@ -1,17 +1,12 @@
-"""Compare reset methods over run directories: `python -m fire_rl.compare runs/multirun/<date>/<time>`.
-
-Finds every run under the given folders (a folder holding `config.yaml` and `metrics.jsonl`), groups them by reset
-method (or any dotted config key), and writes curves, tables, rliable aggregates, continual metrics and a
-`report.md` into the output folder. Reads local run directories; a wandb project can be added as a second source.
+"""Reading runs for `python -m fire_rl.compare`: every run directory under the given folders (a folder holding
+`config.yaml` and `metrics.jsonl`), each read into a RunRecord (resolved config, group label, task sequence, metrics
+rows), and runs of a wandb project as a second source.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,10 +16,8 @@ import yaml
 
 from envs.sequence import Task, TaskSequence, sequence_from_record
 from envs.suite import SUITES, build_suite, suite_class
-from fire_rl import compare_stats as st
-from fire_rl.compare_plots import describe, write_outputs
-from fire_rl.logging import METRICS_FILE
-from fire_rl.plots import read_rows_checked
+from fire_rl.compare.series import Series, eval_series
+from fire_rl.logging import METRICS_FILE, read_rows_checked
 
 DEFAULT_GROUP_BY = "reset.name"
 SKIP_DIRS = {".hydra", "wandb", "__pycache__", ".git"}
@@ -52,12 +45,13 @@ class RunRecord:
 
     @property
     def seed(self) -> Any:
+        """The seed from the run's config (None without one)."""
         return self.config.get("seed")
 
     @cached_property
-    def evals(self) -> dict[str, st.Series]:
+    def evals(self) -> dict[str, Series]:
         """The run's own evaluations: what the tables use."""
-        return st.eval_series(self.rows)
+        return eval_series(self.rows)
 
     @property
     def curve_rows(self) -> list[dict]:
@@ -65,13 +59,17 @@ class RunRecord:
         return self.prefix + self.rows
 
     @cached_property
-    def curve_evals(self) -> dict[str, st.Series]:
-        return st.eval_series(self.curve_rows)
+    def curve_evals(self) -> dict[str, Series]:
+        """The evaluations of the curve rows: what the curves draw."""
+        return eval_series(self.curve_rows)
 
     @cached_property
     def complete(self) -> bool:
         """True when the run evaluated at its last step (a killed run did not)."""
         return any(r["event"] == "eval" and r["step"] >= self.sequence.total_steps for r in self.rows)
+
+
+Groups = dict[str, list[RunRecord]]  # group label -> its runs, as the tables and figures take them
 
 
 # --- discovery and loading ------------------------------------------------------------------------------------
@@ -108,6 +106,13 @@ def config_value(config: dict, key: str) -> Any:
             return _MISSING
         node = node[part]
     return node
+
+
+def check_group_by(runs: list[RunRecord], key: str) -> None:
+    """A --group-by key that no run's config has is a typo, not a grouping (runs without +reset= are `none`)."""
+    if key != DEFAULT_GROUP_BY and all(config_value(r.config, key) is _MISSING for r in runs):
+        keys = ", ".join(sorted(runs[0].config))
+        raise CompareError(f"--group-by {key!r} is not a key of any run config; top-level keys: {keys}")
 
 
 def group_label(config: dict, key: str) -> str:
@@ -245,9 +250,9 @@ def rows_from_history(history, sequence: TaskSequence) -> list[dict]:
     return sorted(rows, key=lambda r: r["step"])
 
 
-def group_runs(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
+def group_runs(runs: list[RunRecord]) -> Groups:
     """Runs by group label; a group whose runs disagree on the task sequence is an error."""
-    groups: dict[str, list[RunRecord]] = {}
+    groups: Groups = {}
     for run in runs:
         groups.setdefault(run.group, []).append(run)
     for group, members in groups.items():
@@ -261,15 +266,23 @@ def group_runs(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
     return groups
 
 
-def order_groups(groups: dict[str, list[RunRecord]], baseline: str) -> dict[str, list[RunRecord]]:
+def describe(sequence: TaskSequence) -> str:
+    """'Asterix(100) > BeamRider(100)' in visit order; a long sequence by its first two and last visits."""
+    shown = [f"{t.name}({t.steps})" for t in sequence.visits]
+    if len(shown) > 4:
+        return " > ".join([*shown[:2], "...", shown[-1]]) + f" ({len(shown)} visits)"
+    return " > ".join(shown)
+
+
+def order_groups(groups: Groups, baseline: str) -> Groups:
     """The baseline first, then the other groups by name."""
     return dict(sorted(groups.items(), key=lambda item: (item[0] != baseline, item[0])))
 
 
-def reference_curves(roots: list[Path]) -> dict[str, list[st.Series]]:
+def reference_curves(roots: list[Path]) -> dict[str, list[Series]]:
     """Single-task reference runs: evaluation curve(s) per task name, for forward transfer."""
     runs, _ = load_runs(roots, DEFAULT_GROUP_BY)
-    curves: dict[str, list[st.Series]] = {}
+    curves: dict[str, list[Series]] = {}
     for run in runs:
         tasks = run.sequence.distinct_tasks
         if len(tasks) == 1 and tasks[0].name in run.evals:
@@ -277,70 +290,3 @@ def reference_curves(roots: list[Path]) -> dict[str, list[st.Series]]:
     if not curves:
         raise CompareError(f"--reference-dir {', '.join(map(str, roots))}: no single-task runs with evaluations")
     return curves
-
-
-# --- command line ---------------------------------------------------------------------------------------------
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    description = "Curves, tables, rliable aggregates and continual metrics over fire_rl run directories."
-    parser = argparse.ArgumentParser(prog="python -m fire_rl.compare", description=description)
-    parser.add_argument("dirs", nargs="+", type=Path, help="run directories, Hydra sweep folders, or their parents")
-    parser.add_argument("--out", type=Path, help="output folder (default: <first DIR>/compare)")
-    parser.add_argument("--group-by", default=DEFAULT_GROUP_BY, help="dotted config key (default: reset.name)")
-    parser.add_argument("--baseline", help="group for probability of improvement (default: none, if present)")
-    parser.add_argument("--gap-to", metavar="GROUP", help="also tabulate every group's return gap to GROUP (gap.csv)")
-    parser.add_argument("--reference-dir", type=Path, nargs="+", help="single-task runs for forward transfer")
-    parser.add_argument("--paper-overlay", action="store_true", help="draw the FIRE paper's Fig. 4 final values")
-    parser.add_argument(
-        "--late-visits", type=int, default=2, help="visits the visits table's late row covers (default: 2)"
-    )
-    parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default: 2000)")
-    parser.add_argument("--wandb-project", help="also read runs of this wandb ENTITY/PROJECT")
-    return parser.parse_args(argv)
-
-
-def compare(args: argparse.Namespace) -> Path:
-    """Everything the command does; returns the report path."""
-    if args.reps < 1:
-        raise CompareError(f"--reps must be a positive integer, got {args.reps}")
-    if args.late_visits < 1:
-        raise CompareError(f"--late-visits must be a positive integer, got {args.late_visits}")
-    runs, notes = load_runs(args.dirs, args.group_by)
-    if args.wandb_project:
-        runs += wandb_runs(args.wandb_project, args.group_by, notes)
-    missing = all(config_value(r.config, args.group_by) is _MISSING for r in runs)
-    if missing and args.group_by != DEFAULT_GROUP_BY:  # a typo, not a grouping (runs without +reset= are `none`)
-        keys = ", ".join(sorted(runs[0].config))
-        raise CompareError(f"--group-by {args.group_by!r} is not a key of any run config; top-level keys: {keys}")
-    groups = group_runs(runs)
-    baseline = args.baseline or "none"
-    if args.baseline and args.baseline not in groups:
-        raise CompareError(f"--baseline {args.baseline!r} is not a group; groups: {', '.join(sorted(groups))}")
-    if args.gap_to is not None and args.gap_to not in groups:
-        raise CompareError(f"--gap-to {args.gap_to!r} is not a group; groups: {', '.join(sorted(groups))}")
-    if baseline not in groups:
-        notes.append(f"no group named {baseline!r}: probability of improvement not computed (pick one with --baseline)")
-    groups = order_groups(groups, baseline)
-    references = reference_curves(args.reference_dir) if args.reference_dir else {}
-    try:
-        st.rliable_modules()  # fail before writing anything when the aggregate statistics cannot be computed
-    except RuntimeError as err:
-        raise CompareError(str(err)) from err
-    out = args.out or args.dirs[0] / "compare"
-    out.mkdir(parents=True, exist_ok=True)
-    return write_outputs(out, groups, baseline, references, notes, args)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    try:
-        report = compare(args)
-    except CompareError as err:
-        sys.exit(f"fire_rl.compare: error: {err}")
-    print(f"report: {report}  ({time.perf_counter() - started:.1f} s)")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,6 @@
 """What one intervention did (the FIRE paper's midpoint protocol): probes just before and just after it and at the
-end, and the reset's own diagnostics, per method. Read by fire_rl.compare into intervention.csv/md.
+end, and the reset's own diagnostics, per method (intervention.csv/md of `python -m fire_rl.compare`), and the
+gap each group leaves to a yardstick group (gap.csv/md).
 
 The intervention step of a run is its branch point (`branch_from=<stage 1>/checkpoints/step_<N>`), else its first
 reset. `return_after` is the mean evaluation return after it (every evaluation in (step, end], averaged over the
@@ -13,21 +14,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from fire_rl.compare_stats import (
-    ci_columns,
-    difference_ci,
-    eval_series,
-    final_value,
-    finished,
-    plasticity_keys,
-    probe_at,
-    window_mean,
-)
+from fire_rl.compare.runs import Groups, RunRecord
+from fire_rl.compare.series import eval_series, plasticity_keys, probe_at
+from fire_rl.compare.stats import difference_ci, window_mean
+from fire_rl.compare.tables import ci_columns, final_value, finished, interval_columns
 
 RESET_DIAGNOSTICS = ("sfe_vs_full", "dfi_raw_before", "dfi_raw_after", "sv_min")
 
 
-def intervention_step(run) -> int | None:
+def intervention_step(run: RunRecord) -> int | None:
     """The run's branch point, else the step of its first reset; None when it has neither."""
     branch = run.config.get("branch_from")
     if branch and Path(str(branch)).name.startswith("step_"):
@@ -43,6 +38,7 @@ def probe_after(rows: list[dict], step: int, key: str) -> float:
 
 
 def last_probe(rows: list[dict], key: str) -> float:
+    """The run's last value of a probe key (NaN when it has none)."""
     values = [r[key] for r in rows if r.get("event") == "plasticity" and r.get(key) is not None]
     return float(values[-1]) if values else math.nan
 
@@ -70,6 +66,7 @@ def reset_diagnostics(rows: list[dict], step: int) -> dict[str, float]:
     )
 
     def summed(name: str) -> float:
+        """A diagnostic summed over the touched layers that log it."""
         values = [row[f"{layer}/{name}"] for layer in layers if f"{layer}/{name}" in row]
         return float(sum(values)) if values else math.nan
 
@@ -81,7 +78,7 @@ def reset_diagnostics(rows: list[dict], step: int) -> dict[str, float]:
     }
 
 
-def intervention_rows(groups: dict[str, list], reps: int) -> list[dict]:
+def intervention_rows(groups: Groups, reps: int) -> list[dict]:
     """Per group with an intervention: the mean return after it, probes before, just after and at the end, and the
     reset diagnostics. Finished runs only, like every other table (an unfinished run's `return_after` would average
     fewer evaluations and its `@end` probe would not be at the end)."""
@@ -108,14 +105,14 @@ def intervention_rows(groups: dict[str, list], reps: int) -> list[dict]:
     return table
 
 
-def final_return(run) -> float:
+def final_return(run: RunRecord) -> float:
     """The run's evaluation return at its last step, averaged over its tasks."""
     values = [final_value(run, task) for task in run.evals]
     values = [v for v in values if not math.isnan(v)]
     return sum(values) / len(values) if values else math.nan
 
 
-def gap_rows(groups: dict[str, list], yardstick: str, reps: int) -> list[dict]:
+def gap_rows(groups: Groups, yardstick: str, reps: int) -> list[dict]:
     """Per group, how far it is from the `yardstick` group (the unprimed runs of a priming experiment): the
     difference of the mean final return, and of the mean return after the group's intervention step (the yardstick's
     runs averaged over the same evaluations), each with a 95% bootstrap CI over the two groups' runs, resampled
@@ -143,6 +140,6 @@ def gap_rows(groups: dict[str, list], yardstick: str, reps: int) -> list[dict]:
 
 
 def _gap_columns(name: str, ours: list[float], theirs: list[float], reps: int) -> dict[str, float]:
-    gap, low, high = difference_ci(ours, theirs, reps)
-    means = ci_columns(name, ours, reps) | ci_columns(f"yardstick_{name}", theirs, reps)
-    return means | {f"{name}_gap": gap, f"{name}_gap_ci_low": low, f"{name}_gap_ci_high": high}
+    """Both groups' means and the difference between them, each with its 95% bootstrap CI."""
+    gap = interval_columns(f"{name}_gap", difference_ci(ours, theirs, reps))
+    return ci_columns(name, ours, reps) | ci_columns(f"yardstick_{name}", theirs, reps) | gap

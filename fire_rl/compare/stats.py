@@ -1,5 +1,5 @@
-"""Statistics for `python -m fire_rl.compare`: curves from metrics rows, bootstrap bands, score normalisation,
-continual-learning metrics and rliable aggregates.
+"""Statistics for `python -m fire_rl.compare`: bootstrap bands and intervals, score normalisation,
+continual-learning metrics and rliable aggregates, on arrays and series (no tables: fire_rl/compare/tables.py).
 
 Continual metrics, on evaluation returns p_i(t) of every task i over the whole sequence (T = its last step):
 - Continual World (Wolczyk et al., NeurIPS 2021, arXiv 2105.10919), where p is a success rate in [0, 1]:
@@ -21,31 +21,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from envs.sequence import TaskSequence
-from fire_rl.atari_scores import human_normalised, reference_for
+from fire_rl.compare.series import Series
 
-Series = tuple[np.ndarray, np.ndarray]  # (steps, values) of one run
-
-
-# --- curves out of metrics rows -----------------------------------------------------------------------------
-
-
-def eval_series(rows: Iterable[dict]) -> dict[str, Series]:
-    """Evaluation return per task over agent steps (`eval/<task>/return`; null values left out)."""
-    points: dict[str, list] = defaultdict(list)
-    for row in rows:
-        if row.get("event") != "eval":
-            continue
-        for key, value in row.items():
-            if key.startswith("eval/") and key.endswith("/return") and value is not None:
-                points[key[len("eval/") : -len("/return")]].append((row["step"], float(value)))
-    return {task: as_series(p) for task, p in points.items()}
+# --- runs on common steps ---------------------------------------------------------------------------------------
 
 
 def align(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
@@ -55,12 +39,6 @@ def align(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
     for i, (s, v) in enumerate(series):
         matrix[i, np.searchsorted(steps, s)] = v
     return steps, matrix
-
-
-def as_series(points: list[tuple[float, float]]) -> Series:
-    """(step, value) pairs as two arrays sorted by step."""
-    points = sorted(points, key=lambda p: p[0])  # stable: equal steps keep file order
-    return np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float)
 
 
 # --- bootstrap band ----------------------------------------------------------------------------------------------
@@ -115,6 +93,7 @@ class Normaliser:
     high: float
 
     def __call__(self, values):
+        """The normalised values (all NaN where the map is undefined: ends equal or not finite)."""
         if not (math.isfinite(self.high - self.low) and self.high != self.low):
             return np.full_like(np.asarray(values, dtype=float), np.nan)
         return (np.asarray(values, dtype=float) - self.low) / (self.high - self.low)
@@ -169,6 +148,11 @@ def forward_transfer(auc: float, auc_reference: float) -> float:
     return (auc - auc_reference) / (1.0 - auc_reference) if auc_reference < 1.0 else math.nan
 
 
+def reference_auc(curves: list[Series], norm: Normaliser, steps: int) -> float:
+    """AUC^b: mean normalised evaluation over the reference runs' first `steps` agent steps."""
+    return finite_mean([window_mean((s, norm(v)), 0, steps) for s, v in curves])
+
+
 def continual_world(curves: dict[str, Series], sequence: TaskSequence) -> dict[str, dict[str, float]]:
     """Per task: final normalised performance p_i(T), forgetting F_i, and AUC_i over its first visit."""
     windows, total = visit_windows(sequence), sequence.total_steps
@@ -203,11 +187,12 @@ def cora(curves: dict[str, Series], sequence: TaskSequence) -> dict[str, dict[st
             value_at(series, s, True) - value_at(series, e, True) for n, s, e in windows[first + 1 :] if n != task.name
         ]
         gained = [value_at(series, e, True) - value_at(series, s, True) for _, s, e in windows[:first]]
-        out[task.name] = {"forgetting": _mean(lost), "zero_shot": _mean(gained)}
+        out[task.name] = {"forgetting": finite_mean(lost), "zero_shot": finite_mean(gained)}
     return out
 
 
-def _mean(values: list[float]) -> float:
+def finite_mean(values: list[float]) -> float:
+    """Mean of the finite values; NaN when there are none."""
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
 
@@ -244,6 +229,7 @@ def improvement_with_ci(
 
 
 def _interval_estimates(library, data: dict, func: Callable, reps: int, seed: int) -> dict:
+    """rliable's point estimate and 95% stratified-bootstrap interval of `func` per key, reproducibly."""
     if not data:
         return {}
     # rliable 1.2's stratified bootstraps draw their resamples with np.random.choice, numpy's global RNG, and ignore
@@ -259,195 +245,3 @@ def _interval_estimates(library, data: dict, func: Callable, reps: int, seed: in
     finally:
         np.random.set_state(global_state)
     return {k: (float(points[k][0]), float(intervals[k][0][0]), float(intervals[k][1][0])) for k in data}
-
-
-# --- tables (groups: label -> runs with .sequence, .evals, .complete) -------------------------------------------
-
-
-def ci_columns(name: str, values: Sequence[float], reps: int) -> dict[str, float]:
-    """{name, name_ci_low, name_ci_high} for per-run values."""
-    mean, low, high = mean_ci(values, reps)
-    return {name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high}
-
-
-def finished(runs: list) -> list:
-    """The runs that reached their final evaluation (tables use only these)."""
-    return [r for r in runs if r.complete]
-
-
-def final_value(run, task: str) -> float:
-    """The task's evaluation return at the run's last step (NaN where it was not evaluated there: with
-    `eval_tasks: current` a task is evaluated only while it trains, and its last value is not a final one)."""
-    if task not in run.evals:
-        return math.nan
-    steps, values = run.evals[task]
-    return float(values[-1]) if len(steps) and steps[-1] >= run.sequence.total_steps else math.nan
-
-
-def normalisers(groups: dict[str, list], references: dict[str, list[Series]]) -> dict[str, Normaliser]:
-    """One normaliser per task name over every run compared (see `task_normaliser`)."""
-    out = {}
-    for task in {t.name: t for runs in groups.values() for t in runs[0].sequence.distinct_tasks}.values():
-        observed = [r.evals[task.name][1] for runs in groups.values() for r in runs if task.name in r.evals]
-        ref_curve = np.nanmean(align(references[task.name])[1], axis=0) if task.name in references else None
-        reference = reference_for(task.env_id, task.kwargs)
-        out[task.name] = task_normaliser(reference, ref_curve, np.concatenate(observed) if observed else np.array([]))
-    return out
-
-
-def cora_scales(groups: dict[str, list]) -> dict[str, Normaliser]:
-    """CORA's max|return| scale per task, over every run compared (all groups, so groups stay comparable)."""
-    observed: dict[str, list] = defaultdict(list)
-    for runs in groups.values():
-        for run in runs:
-            for task, (_, values) in run.evals.items():
-                observed[task].append(values)
-    return {task: cora_scale(np.concatenate(v)) for task, v in observed.items()}
-
-
-def summary_rows(groups: dict[str, list], reps: int) -> list[dict]:
-    """Per group and task: final return, average return over all evaluations, and final HNS (Atari only)."""
-    rows = []
-    for group, runs in groups.items():
-        done = finished(runs)
-        for task in runs[0].sequence.distinct_tasks:
-            series = [r.evals[task.name] for r in done if task.name in r.evals]
-            finals = [final_value(r, task.name) for r in done if task.name in r.evals]
-            hns = [human_normalised(f, task.env_id, task.kwargs) for f in finals]
-            rows.append(
-                {"group": group, "task": task.name, "runs": len(series)}
-                | ci_columns("final_return", finals, reps)
-                | ci_columns("average_return", [float(np.mean(v)) for _, v in series], reps)
-                | ci_columns("final_hns", hns, reps)
-            )
-    return rows
-
-
-def score_matrix(runs: list, norms: dict[str, Normaliser]) -> tuple[np.ndarray, list[str]]:
-    """Normalised final scores, runs x tasks, keeping the tasks every run has a finite score for."""
-    tasks = [t.name for t in runs[0].sequence.distinct_tasks]
-    matrix = np.array([[float(norms[t](final_value(r, t))) for t in tasks] for r in finished(runs)]).reshape(
-        -1, len(tasks)
-    )
-    keep = np.isfinite(matrix).all(axis=0) if len(matrix) else np.zeros(len(tasks), bool)
-    return matrix[:, keep], [t for t, k in zip(tasks, keep, strict=True) if k]
-
-
-def aggregate_rows(groups: dict[str, list], norms: dict[str, Normaliser], baseline: str, reps: int) -> list[dict]:
-    """Per group: rliable IQM of normalised final scores (runs x tasks) and P(improvement) over the baseline."""
-    matrices = {g: score_matrix(runs, norms) for g, runs in groups.items()}
-    usable = {g: m for g, (m, tasks) in matrices.items() if m.size}
-    iqm = iqm_with_ci(usable, reps)
-    base = matrices.get(baseline)
-    pairs = {
-        g: (m, base[0])
-        for g, (m, tasks) in matrices.items()
-        if base is not None and g != baseline and m.size and base[0].size and tasks == base[1]
-    }
-    improvement = improvement_with_ci(pairs, reps)
-    rows = []
-    for group, (matrix, tasks) in matrices.items():
-        kinds = sorted({norms[t].kind for t in tasks}) or ["-"]
-        row = {"group": group, "score": " + ".join(kinds), "runs": matrix.shape[0], "tasks": " ".join(tasks)}
-        row |= dict(zip(("iqm", "iqm_ci_low", "iqm_ci_high"), iqm.get(group, (math.nan,) * 3), strict=True))
-        row["baseline"] = baseline if group in pairs else "-"
-        p = improvement.get(group, (math.nan,) * 3)
-        row |= dict(zip(("p_improvement", "p_improvement_ci_low", "p_improvement_ci_high"), p, strict=True))
-        rows.append(row)
-    return rows
-
-
-def reference_auc(curves: list[Series], norm: Normaliser, steps: int) -> float:
-    """AUC^b: mean normalised evaluation over the reference runs' first `steps` agent steps."""
-    return _mean([window_mean((s, norm(v)), 0, steps) for s, v in curves])
-
-
-def continual_rows(groups: dict[str, list], norms: dict, scales: dict, references: dict, reps: int) -> list[dict]:
-    """Per group and task (and over all tasks): Continual World and CORA metrics, mean [95% CI] over runs."""
-    rows = []
-    for group, runs in groups.items():
-        sequence, per_run = runs[0].sequence, []
-        tasks = [t.name for t in sequence.distinct_tasks]
-        for run in finished(runs):
-            cw = continual_world({t: (s, norms[t](v)) for t, (s, v) in run.evals.items()}, sequence)
-            co = cora({t: (s, scales[t](v)) for t, (s, v) in run.evals.items()}, sequence)
-            values = {t: _continual_values(t, cw[t], co[t], sequence, norms, references) for t in tasks}
-            values["all tasks"] = {k: _mean([values[t][k] for t in tasks]) for k in CONTINUAL_KEYS}
-            per_run.append(values)
-        for task in [*tasks, "all tasks"]:
-            row = {"group": group, "task": task, "runs": len(per_run)}
-            for key in CONTINUAL_KEYS:
-                row |= ci_columns(key, [values[task][key] for values in per_run], reps)
-            rows.append(row)
-    return rows
-
-
-CONTINUAL_KEYS = ("cw_final", "cw_forgetting", "cw_forward_transfer", "cora_forgetting", "cora_zero_shot")
-
-
-def _continual_values(task: str, cw: dict, co: dict, sequence: TaskSequence, norms: dict, references: dict) -> dict:
-    steps = next(t.steps for t in sequence.visits if t.name == task)
-    ft = (
-        forward_transfer(cw["auc"], reference_auc(references[task], norms[task], steps))
-        if task in references
-        else math.nan
-    )
-    return {
-        "cw_final": cw["final"],
-        "cw_forgetting": cw["forgetting"],
-        "cw_forward_transfer": ft,
-        "cora_forgetting": co["forgetting"],
-        "cora_zero_shot": co["zero_shot"],
-    }
-
-
-# --- plasticity at the end of every visit ---------------------------------------------------------------------
-
-
-def plasticity_keys(rows: list[dict]) -> dict[str, str]:
-    """Panel title -> key: pooled dormant ratio (tau 0.025, 0.1), effective rank and srank of the last hidden layer."""
-    first = next((r for r in rows if r.get("event") == "plasticity"), {})
-    keys = {}
-    for net in dict.fromkeys(k.split("/")[1] for k in first if k.startswith("plasticity/")):
-        layers = [k.split("/")[3] for k in first if k.startswith(f"plasticity/{net}/effective_rank/")]
-        keys[f"{net}: dormant ratio, tau 0.025 (all layers)"] = f"plasticity/{net}/dormant_0.025/all"
-        keys[f"{net}: dormant ratio, tau 0.1 (all layers)"] = f"plasticity/{net}/dormant_0.1/all"
-        for layer in [layer for layer in layers if layer != "all"][-1:]:
-            keys[f"{net}: effective rank ({layer})"] = f"plasticity/{net}/effective_rank/{layer}"
-            keys[f"{net}: srank ({layer})"] = f"plasticity/{net}/srank/{layer}"
-    return keys
-
-
-def probe_at(rows: list[dict], step: int, key: str, after_reset: bool = False) -> float:
-    """The probe value at the end of a visit ending at `step` (the last probe at or before it, pre-reset at a
-    switch), or the post-reset probe at `step`; NaN when there is none."""
-    probes = [r for r in rows if r.get("event") == "plasticity" and r.get(key) is not None and r["step"] <= step]
-    if after_reset:
-        probes = [r for r in probes if r["step"] == step and r.get("phase") == "post_reset"]
-    else:
-        probes = [r for r in probes if not (r["step"] == step and r.get("phase") == "post_reset")]
-    return float(probes[-1][key]) if probes else math.nan
-
-
-def plasticity_rows(groups: dict[str, list], reps: int) -> list[dict]:
-    """Per group and task visit: each plasticity key at the visit's end and just after the reset that followed.
-    Finished runs only, like every other table (an unfinished run has no probe at the ends it did not reach, and its
-    last probe would stand in for them)."""
-    rows = []
-    for group, runs in groups.items():
-        runs = finished(runs)
-        if not runs:
-            continue
-        keys = {}
-        for run in runs:
-            keys |= {k: v for k, v in plasticity_keys(run.rows).items() if k not in keys}
-        windows = visit_windows(runs[0].sequence)
-        for visit, (task, _, end) in enumerate(windows):
-            row = {"group": group, "visit": visit, "task": task, "end_step": end, "runs": len(runs)}
-            for key in keys.values():
-                short = key.removeprefix("plasticity/")
-                row |= ci_columns(short, [probe_at(r.rows, end, key) for r in runs], reps)
-                # NaN where no reset followed (the last visit, plain training)
-                row |= ci_columns(f"{short}@after_reset", [probe_at(r.rows, end, key, True) for r in runs], reps)
-            rows.append(row)
-    return rows
