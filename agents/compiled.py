@@ -1,6 +1,6 @@
 """`agent.compile`: run the loss computations (forward and, through AOTAutograd, backward) under torch.compile.
 
-Measured on this project's 2-core CPU, compiling gives no speedup (scripts/bench_learner.py), so `auto` compiles
+Measured on this project's 2-core CPU, compiling gives no speedup (scripts/bench/bench_learner.py), so `auto` compiles
 on CUDA only. CUDA-graph capture is not shipped: it has not been measured on a GPU here, and a captured graph that is
 not re-captured after a reset replaces tensors computes silently wrong results (docs/gpu-notes.md).
 """

@@ -14,7 +14,7 @@ python -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA d
 # The five tests in parallel where pytest-xdist is installed (about 85 s on an H200 rather than several minutes).
 parallel=$(python -c "import xdist" 2>/dev/null && echo "-n 5" || true)
 python -m pytest -q -m gpu tests/test_gpu.py ${parallel} > "$OUT/tests.txt" 2>&1; tests=$?
-python scripts/bench_learner.py > "$OUT/bench_learner.txt" 2>&1; bench=$?
+python scripts/bench/bench_learner.py > "$OUT/bench_learner.txt" 2>&1; bench=$?
 timeout -s TERM $((MINUTES * 60)) python -m fire_rl.train +experiment=paper_dqn "env.tasks.0.env_id=${GAME}" \
   +reset=fire device=cuda logger.wandb_mode=disabled logger.progress_bar=false "hydra.run.dir=${OUT}/paper_dqn" \
   > "$OUT/paper_dqn.txt" 2>&1; run=$?

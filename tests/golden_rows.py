@@ -7,7 +7,7 @@ quantities amplify rounding more than others. Ranks that count singular values p
 feature rank) are integers that a value sitting on the threshold can move by one, so they may differ by one.
 The tolerances sit above the largest difference measured between legitimate environments (4x to 300x; 1x and 1.6x
 for the threshold ranks and dormant ratios, which move in whole units) and below what a real behaviour change
-produces; `python scripts/golden_drift.py` measures both (docs/testing.md has the
+produces; `python scripts/dev/golden_drift.py` measures both (docs/testing.md has the
 numbers). A trajectory that diverges chaotically (SAC on MuJoCo: a last-bit difference in an action changes the
 physics, and the difference grows about 10x every 50 steps) is compared in numbers only before it diverges.
 """

@@ -14,7 +14,10 @@ from envs.suite import build_suite
 from fire_rl.build import attach_regularizer, build_reset, check_run_options, make_agent
 from fire_rl.resets.base import ResetStrategy
 
-GROUP_FILES = sorted(p for p in Path(CONFIG_DIR).glob("*/*.yaml") if p.parent.name not in ("hydra", "experiment"))
+# configs/protocol/ holds the protocol runner's recipes, not training config groups (tests/test_protocol.py loads them).
+GROUP_FILES = sorted(
+    p for p in Path(CONFIG_DIR).glob("*/*.yaml") if p.parent.name not in ("hydra", "experiment", "protocol")
+)
 EXPERIMENT_FILES = sorted(Path(CONFIG_DIR, "experiment").glob("*.yaml"))
 # Each env kind trains one agent family (and MinAtar needs the MinAtar network), so an agent or env file is
 # composed with a partner from the other group.

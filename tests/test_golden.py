@@ -2,7 +2,7 @@
 
 Rows are compared step for step without timings (tests/golden_rows.py): events, steps, tasks, the keys of every row
 and every count exactly, floats within a tolerance per kind of quantity that a legitimate change of machine or
-dependency stays far inside and a real behaviour change far outside (`python scripts/golden_drift.py` measures
+dependency stays far inside and a real behaviour change far outside (`python scripts/dev/golden_drift.py` measures
 both; docs/testing.md has the numbers). Re-record deliberately, with a reason in the commit:
 `python tests/test_golden.py`.
 """

@@ -133,8 +133,9 @@ def controller_log_tail(lines: int = 20) -> str:
     return f"{log} ends:\n{tail}"
 
 
-def finish(launcher: subprocess.Popen, timeout: float = 600) -> str:
-    """Wait for the launcher, releasing requeued jobs meanwhile; returns its output."""
+def finish(launcher: subprocess.Popen, timeout: float = 600, grace: float = NO_JOB_GRACE_S) -> str:
+    """Wait for the launcher, releasing requeued jobs meanwhile; returns its output. Fails when Slurm has held no job
+    for `grace` seconds while the launcher still waits."""
     deadline = time.monotonic() + timeout
     seen_a_job, empty_since = False, None
     while launcher.poll() is None:
@@ -142,7 +143,7 @@ def finish(launcher: subprocess.Popen, timeout: float = 600) -> str:
         queued = jobs()
         seen_a_job |= bool(queued)
         empty_since = None if queued else empty_since or time.monotonic()
-        if seen_a_job and empty_since and time.monotonic() - empty_since > NO_JOB_GRACE_S:
+        if seen_a_job and empty_since and time.monotonic() - empty_since > grace:
             raise AssertionError(f"Slurm holds no job but the launcher waits; {controller_log_tail()}")
         release_requeued()
         time.sleep(0.5)
@@ -221,3 +222,33 @@ def test_a_job_that_fails_is_reported_failed_and_not_requeued(slurm, tmp_path):
     assert "lr" in out and "-1" in out, out[-3000:]
     time.sleep(2)
     assert jobs() == []  # nothing pending or requeued
+
+
+def test_a_midpoint_protocol_runs_on_slurm_with_a_requeued_stage_1_job(slurm, tmp_path):
+    """`python -m fire_rl.protocol sweep ... launcher=slurm`: the stage-1 job array, then the branches' array (each
+    branch loading its seed's stage-1 checkpoint), then the report; the stage-1 job is requeued mid-run and resumes."""
+    out, report = tmp_path / "out", tmp_path / "report"
+    settings = ["seeds=[0]", "methods=[none,fire]", "midpoint=6000", "launcher=slurm", f"out={out}", f"report={report}"]
+    settings.append('overrides=[env.tasks.0.steps=6600,"reset_at_steps=[6000]"]')
+    tiny = ["agent.learning_starts=200", "loop.buffer_size=2000", "eval_every=600", "eval_episodes=2"]
+    tiny += ["eval_max_episode_steps=50", "metrics_every=600", "metrics_probe_size=32", "checkpoint_every=500"]
+    command = [sys.executable, "-m", "fire_rl.protocol", "sweep", "minatar_midpoint", *settings, "--", *LAUNCHER[1:]]
+    launcher = subprocess.Popen(
+        [*command, *tiny, "torch_threads=1"], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    stage1 = out / "SpaceInvaders" / "seed0" / "stage1"
+    wait_until(lambda: stage1.is_dir() and list_checkpoints(stage1), launcher, 300, "a stage-1 checkpoint")
+    (job, state, _), *_ = jobs()
+    assert state == "RUNNING"
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    # Between two groups Slurm holds no job while the runner starts the next multirun (imports, composition, and
+    # submitit noticing the last result file): a longer grace than a single sweep's.
+    output = finish(launcher, timeout=900, grace=300)
+    assert launcher.returncode == 0, output[-3000:]
+    assert restarts(job) == 1
+    assert int(list_checkpoints(stage1)[-1].name.removeprefix("step_")) == 6000 and not finished(stage1)
+    for method in ("none", "fire"):
+        branch = rows(out / "SpaceInvaders" / "seed0" / method)
+        assert branch[0]["step"] == 6000 and branch[-1]["event"] == "end"
+    assert (report / "summary.csv").exists()

@@ -5,7 +5,7 @@ learner-only bound is the same sample + update on the same replay with no env an
 the most steps/s this agent could reach here. Both are measured in the same run, per thread count, and printed with
 their ratio (how much of the bound the env and acting leave).
 
-    python scripts/bench_minatar.py --steps 3000 --game MinAtar/SpaceInvaders-v0
+    python scripts/bench/bench_minatar.py --steps 3000 --game MinAtar/SpaceInvaders-v0
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench_loop import env_steps_per_second, fill_with_random_steps  # noqa: E402
 
@@ -28,7 +28,7 @@ from agents.dqn import DQNAgent  # noqa: E402
 from envs.minatar import MinatarSuite  # noqa: E402
 from fire_rl.build import agent_arguments  # noqa: E402
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 BATCH_SIZE = 32  # the preset's loop.batch_size
 
 

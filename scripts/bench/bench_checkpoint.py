@@ -4,8 +4,8 @@ The replay is filled with real ALE frames (a few thousand from Asterix, repeated
 data. Baselines measured in the same run: the raw bytes of the replay arrays, and the time `np.save` takes to
 write the frames array alone (what the disk can do). Prints sizes, times and ratios.
 
-    python scripts/bench_checkpoint.py                 # 1,000,000 transitions, 4 envs, uncompressed and compressed
-    python scripts/bench_checkpoint.py --capacity 100000 --no-compress
+    python scripts/bench/bench_checkpoint.py  # 1,000,000 transitions, 4 envs, uncompressed and compressed
+    python scripts/bench/bench_checkpoint.py --capacity 100000 --no-compress
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from agents.dqn import DQNAgent  # noqa: E402
 from core.replay import FrameReplay  # noqa: E402

@@ -3,8 +3,8 @@ presets, batch 256) eager vs `agent.compile=compile` (and DQN with channels_last
 torch sees one; then end-to-end agent steps/s of `+experiment=paper_dqn` after its warm-up, eager vs compiled.
 CUDA-graph capture is not shipped (agent.compile=cudagraph is refused), so it is not measured.
 
-    python scripts/bench_learner.py --updates 30 --e2e-steps 400
-    python scripts/bench_learner.py --skip-e2e            # learners only
+    python scripts/bench/bench_learner.py --updates 30 --e2e-steps 400
+    python scripts/bench/bench_learner.py --skip-e2e            # learners only
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from agents.dqn import DQNAgent  # noqa: E402

@@ -1,6 +1,6 @@
 """Time FIRE on the Nature CNN: batched paper mode vs a per-kernel-position loop (same run), and the exact mode.
 
-    OMP_NUM_THREADS=1 python scripts/bench_fire.py [--repeats 20]
+    OMP_NUM_THREADS=1 python scripts/bench/bench_fire.py [--repeats 20]
 
 The paper mode orthogonalises every kernel position of a conv layer in one batched Newton-Schulz call; the
 baseline loops over positions the way the authors' code does. Target: batched at least 2x faster, outputs equal
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from agents.networks import QNetwork
-from fire_rl.resets.fire import fire_project, fire_scale, newton_schulz
+from fire_rl.resets.isometry import fire_project, fire_scale, newton_schulz
 
 CONVS = ("conv1", "conv2", "conv3")
 

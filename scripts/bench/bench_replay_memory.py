@@ -1,7 +1,7 @@
 """Memory of a full FrameReplay: storage bytes and process RSS before/after filling every slot through add().
 
 Baseline (same run, computed not allocated): storing stacked obs and next_obs per transition as uint8.
-Usage: python scripts/bench_replay_memory.py [--capacity 1000000] [--num-envs 4]
+Usage: python scripts/bench/bench_replay_memory.py [--capacity 1000000] [--num-envs 4]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # runnable from a checkout without installing
 from core.replay import FrameReplay  # noqa: E402
 
 GIB = 1024**3

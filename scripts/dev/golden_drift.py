@@ -8,8 +8,8 @@ the largest relative difference from the committed golden rows, next to that kin
 - behaviour variants are changes the test must catch: a different Huber delta, MSE instead of Huber, a different
   FIRE layer list, one extra gradient update.
 
-  python scripts/golden_drift.py                       # every variant of both cases (about 15 minutes, 2 cores)
-  python scripts/golden_drift.py --only isa_default,huber_delta
+  python scripts/dev/golden_drift.py                       # every variant of both cases (about 15 minutes, 2 cores)
+  python scripts/dev/golden_drift.py --only isa_default,huber_delta
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 from golden_rows import ABSOLUTE_KINDS, KINDS, differences, largest_by_kind, read_rows, structure_differences  # noqa: E402
 from test_golden import ENV, GOLDEN, NUMBERS_UNTIL_STEP, RUNS  # noqa: E402

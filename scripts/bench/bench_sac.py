@@ -3,7 +3,7 @@
 One update per env step at batch 256, as in training: act, env step, store, update. Each preset first fills the
 replay with random steps and runs a few untimed updates, then the timed budget. Prints steps/s and the ratio.
 
-    OMP_NUM_THREADS=1 python scripts/bench_sac.py --steps 200 --threads 1
+    OMP_NUM_THREADS=1 python scripts/bench/bench_sac.py --steps 200 --threads 1
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from envs.mujoco import MujocoSettings, MujocoTask, make_vector_env
 from envs.sequence import build_sequence
 from fire_rl.build import agent_arguments
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 BATCH_SIZE = 256  # the SAC presets' loop.batch_size
 
 

@@ -6,7 +6,7 @@ fractional replacement count, and a replacement with a fresh initialisation when
 Two CBP settings: the LoP defaults (rate 1e-4, maturity 10,000: no replacement within a short benchmark, so this is
 the bookkeeping cost) and every unit mature with rate 1e-2 (replacements happen every few updates: the worst case).
 
-    python scripts/bench_cbp.py --updates 200 --threads 2
+    python scripts/bench/bench_cbp.py --updates 200 --threads 2
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from agents.dqn import DQNAgent  # noqa: E402
 from core.spaces import Spaces  # noqa: E402
