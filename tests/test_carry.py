@@ -116,13 +116,12 @@ def test_the_midpoint_sweep_goes_on_from_its_carried_runs_on_a_new_machine(tmp_p
     out, results = tmp_path / "machine" / "out", tmp_path / "repository" / "results"
     stage = protocol_stage("minatar_midpoint", out, results, "none,fire")
     first = stage("sweep")
-    assert first.count("(done)") == 3 and (results / "summary.csv").exists()
+    assert first.count("(stop_at_step)") == 1 and first.count("(done)") == 2 and (results / "summary.csv").exists()
     runs = out / "SpaceInvaders" / "seed0"
-    for method in ("none", "fire"):
+    for method in ("none", "fire"):  # each branch starts at the midpoint; fire resets there, once
         rows = read_rows(runs / method / "metrics.jsonl")
-        assert rows[0]["step"] == 300 and [r["reason"] for r in rows if r["event"] == "reset"] == ["branch"] * (
-            method == "fire"
-        )
+        resets = [(r["step"], r["reason"]) for r in rows if r["event"] == "reset"]
+        assert min(r["step"] for r in rows) >= 300 and resets == [(300, "branch")] * (method == "fire")
     stage("carry")
     before = {m: read_rows(runs / m / "metrics.jsonl") for m in ("none", "fire")}
     shutil.rmtree(tmp_path / "machine")
