@@ -584,6 +584,18 @@ def test_a_file_that_is_not_a_packed_runs_file_is_named(tmp_path):
         assert expected in str(exit_info.value.code) and name in str(exit_info.value.code)
 
 
+@pytest.mark.slow
+def test_the_committed_midpoint_tables_rebuild_from_its_packed_runs(tmp_path):
+    """The golden check of docs/results/minatar_midpoint: its runs.jsonl.gz gives every committed csv byte for byte
+    (the tables were made with the default bootstrap replications; about 20 s)."""
+    result = REPO / "docs" / "results" / "minatar_midpoint"
+    run_compare(result / "runs.jsonl.gz", "--baseline", "none", "--out", tmp_path)
+    tables = sorted(result.glob("*.csv"))
+    assert len(tables) == 5
+    for table in tables:
+        assert (tmp_path / table.name).read_bytes() == table.read_bytes(), table.name
+
+
 def test_minatar_games_get_no_human_normalised_score():
     """MinAtar's miniature games share names with Atari games, not their score scales."""
     assert reference_for("MinAtar/Asterix-v0") is None and math.isnan(human_normalised(10.0, "MinAtar/Asterix-v0"))
