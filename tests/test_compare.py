@@ -486,17 +486,17 @@ def test_branched_curves_start_from_their_stage_one_prefix(tmp_path):
 
 
 def test_a_copied_sweep_finds_each_branch_stage_one_beside_it(tmp_path):
-    """A results folder's run_dirs/seedN/{stage1,fire} keeps the absolute branch_from of the machine that ran it;
-    the branch still finds its own seed's stage 1 (not another seed's) from the path's tail."""
+    """A sweep copied off its machine (carried/seedN/{stage1,fire}) keeps the absolute branch_from of the machine
+    that ran it; the branch still finds its own seed's stage 1 (not another seed's) from the path's tail."""
     from fire_rl.compare.runs import branch_prefix
 
     for seed in (0, 1):
-        stage1 = tmp_path / "run_dirs" / f"seed{seed}" / "stage1"
+        stage1 = tmp_path / "carried" / f"seed{seed}" / "stage1"
         stage1.mkdir(parents=True)
         rows = [{"event": "eval", "step": s, "time_s": 0.0, "eval/Game/return": float(seed)} for s in (50, 100, 150)]
         (stage1 / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     gone = Path("/nonexistent/runs/Game/seed1/stage1/checkpoints/step_000000000100")
-    prefix, note = branch_prefix(gone, tmp_path / "run_dirs" / "seed1" / "fire")
+    prefix, note = branch_prefix(gone, tmp_path / "carried" / "seed1" / "fire")
     assert note is None and [(r["step"], r["eval/Game/return"]) for r in prefix] == [(50, 1.0), (100, 1.0)]
     _, note = branch_prefix(gone, tmp_path / "elsewhere" / "fire")
     assert "was not found" in note
