@@ -8,10 +8,12 @@ checkpoint; a finished run keeps none (its metrics are all a report reads).
 `restore` copies each run of DEST into OUT where OUT does not hold that run at least as far along, so re-running
 the sweep command resumes every run instead of starting it again.
 
-    python -m fire_rl.carry save runs/minatar_midpoint docs/results/minatar_midpoint/run_dirs
-    python -m fire_rl.carry restore docs/results/minatar_midpoint/run_dirs runs/minatar_midpoint
+    python -m fire_rl.carry save runs/minatar_midpoint carry/minatar_midpoint
+    python -m fire_rl.carry restore carry/minatar_midpoint runs/minatar_midpoint
 
-`python -m fire_rl.protocol carry|sweep` calls these (a pilot's runs are not carried).
+`python -m fire_rl.protocol carry|sweep` calls these (a pilot's runs are not carried). A carried tree is a sweep in
+progress: once it has finished, its runs are packed into the result's folder (`python -m fire_rl.compare.pack`) and
+the tree leaves the repository (docs/protocols.md).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def checkpoint_steps(run_dir) -> list[int]:
 
 @pytest.mark.slow
 def test_carried_runs_resume_and_branch_as_the_originals(tmp_path):
-    out, carried = tmp_path / "machine" / "sweep", tmp_path / "repository" / "run_dirs"
+    out, carried = tmp_path / "machine" / "sweep", tmp_path / "repository" / "carry" / "sweep"
     stage1, cut, whole = out / "stage1", out / "fire_cut", out / "fire"
     assert run_cli(*RUN, "stop_at_step=300", f"hydra.run.dir={stage1}").returncode == 0
     branch = [*RUN, "+reset=fire", "reset.at_switch=false", f"branch_from={stage1}/checkpoints/step_000000000300"]
@@ -96,7 +96,8 @@ def protocol_stage(name: str, out: Path, results: Path, methods: str, *overrides
     """A function that runs one stage of `python -m fire_rl.protocol <stage> <name>` with the tiny settings (one
     seed, `methods`, its runs under `out`, report and carried runs under `results`) and returns what it printed,
     after asserting it succeeded."""
-    settings = [*TINY_PROTOCOL, f"methods=[{methods}]", f"out={out}", f"report={results}", f"carry={results}/run_dirs"]
+    carried = results.parent / "carry" / name  # as carry/<protocol> at the repository root
+    settings = [*TINY_PROTOCOL, f"methods=[{methods}]", f"out={out}", f"report={results}", f"carry={carried}"]
 
     def stage(stage_name: str) -> str:
         command = [sys.executable, "-m", "fire_rl.protocol", stage_name, name, *settings, "--", *TINY_MIDPOINT,

@@ -3,6 +3,7 @@ inputs it must refuse or report, and one end-to-end compare over a tiny real swe
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import subprocess
@@ -20,7 +21,8 @@ from fire_rl.compare import RunRecord, load_run, load_runs, main, runs_table
 from fire_rl.compare import stats as st
 from fire_rl.compare.atari_scores import REFERENCE_SCORES, human_normalised, reference_for
 from fire_rl.compare.figures import PAPER_LABEL, eval_figure
-from fire_rl.compare.runs import rows_from_history
+from fire_rl.compare.pack import main as pack_main
+from fire_rl.compare.runs import PACK_FORMAT, PACK_VERSION, rows_from_history
 from fire_rl.compare.series import eval_series
 from fire_rl.compare.tables import final_value, plasticity_rows
 from fire_rl.logging import read_rows_checked
@@ -484,20 +486,114 @@ def test_branched_curves_start_from_their_stage_one_prefix(tmp_path):
 
 
 def test_a_copied_sweep_finds_each_branch_stage_one_beside_it(tmp_path):
-    """A results folder's run_dirs/seedN/{stage1,fire} keeps the absolute branch_from of the machine that ran it;
-    the branch still finds its own seed's stage 1 (not another seed's) from the path's tail."""
+    """A sweep copied off its machine (carried/seedN/{stage1,fire}) keeps the absolute branch_from of the machine
+    that ran it; the branch still finds its own seed's stage 1 (not another seed's) from the path's tail."""
     from fire_rl.compare.runs import branch_prefix
 
     for seed in (0, 1):
-        stage1 = tmp_path / "run_dirs" / f"seed{seed}" / "stage1"
+        stage1 = tmp_path / "carried" / f"seed{seed}" / "stage1"
         stage1.mkdir(parents=True)
         rows = [{"event": "eval", "step": s, "time_s": 0.0, "eval/Game/return": float(seed)} for s in (50, 100, 150)]
         (stage1 / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     gone = Path("/nonexistent/runs/Game/seed1/stage1/checkpoints/step_000000000100")
-    prefix, note = branch_prefix(gone, tmp_path / "run_dirs" / "seed1" / "fire")
+    prefix, note = branch_prefix(gone, tmp_path / "carried" / "seed1" / "fire")
     assert note is None and [(r["step"], r["eval/Game/return"]) for r in prefix] == [(50, 1.0), (100, 1.0)]
     _, note = branch_prefix(gone, tmp_path / "elsewhere" / "fire")
     assert "was not found" in note
+
+
+# --- packed runs files ----------------------------------------------------------------------------------------
+
+BRANCH_POINT = "/gone/runs/Asterix/seed0/stage1/checkpoints/step_000000000100"
+
+
+def add_rows(run: Path, rows: list[dict], tail: str = "", **config) -> None:
+    """More metrics rows in step order (after those of the same step, as the training loop writes them), a tail,
+    and config keys."""
+    merged = sorted([*read_rows_checked(run)[0], *rows], key=lambda r: r["step"])
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in merged) + tail)
+    (run / "config.yaml").write_text(yaml.safe_dump({**yaml.safe_load((run / "config.yaml").read_text()), **config}))
+
+
+def episodes(steps, **extra) -> list[dict]:
+    return [
+        {"event": "episode", "step": s, "time_s": s / 7, "task": "Asterix", "charts/episodic_return": s / 10.0,
+         "charts/episodic_length": s % 13, **extra}
+        for s in steps
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def branched_sweep(tmp_path) -> Path:
+    """One seed of a midpoint sweep, copied off its machine: a stage 1 stopped at 100 and two methods branched from
+    it, with training episodes (one with a key the packed columns do not hold), an env.json, a cut-off line."""
+    root = tmp_path / "sweep"
+    evals = {50: {"Asterix": 1.0}, 100: {"Asterix": 2.0}}
+    add_rows(write_run(root / "seed0" / "stage1", "none", 0, evals, ("Asterix",)), episodes([30, 70]), stop_at_step=100)
+    for method, score in (("none", 3.0), ("fire", 4.0)):
+        run = write_run(root / "seed0" / method, method, 0, {150: {"Asterix": score}, 200: {"Asterix": score}},
+                        ("Asterix",), steps=200)  # fmt: skip
+        odd = episodes([160], **{"charts/episodic_success": True}) if method == "fire" else []
+        add_rows(run, [*episodes([120, 150, 150, 190]), *odd], '{"event": "ev', branch_from=BRANCH_POINT)
+    sequence = [{"name": "Asterix", "env_id": "ALE/Asterix-v5", "steps": 200, "kwargs": {}, "dynamics": {}}]
+    (run / "env.json").write_text(json.dumps({"kind": "atari", "sequence": sequence}))
+    return root
+
+
+def without_episode_time(rows: list[dict]) -> list[dict]:
+    """The rows as a packed file gives them back: a training episode without its time_s, unless it has keys the
+    columns do not hold."""
+    packable = {"event", "step", "time_s", "task", "charts/episodic_return", "charts/episodic_length"}
+    return [{k: v for k, v in r.items() if k != "time_s" or r.keys() != packable} for r in rows]
+
+
+def test_a_packed_sweep_reads_back_as_its_run_directories(branched_sweep, tmp_path):
+    packed = tmp_path / "runs.jsonl.gz"
+    pack_main([str(branched_sweep), str(packed)])
+    first = packed.read_bytes()
+    pack_main([str(branched_sweep), str(packed)])
+    assert packed.read_bytes() == first  # byte-stable: the same runs, the same file
+    from_dirs, dir_notes = load_runs([branched_sweep], "reset.name")
+    from_pack, pack_notes = load_runs([packed], "reset.name")
+    root, file = str(branched_sweep.resolve()), str(packed.resolve())
+    assert [r.path.replace(root, file) for r in from_dirs] == [r.path for r in from_pack]
+    assert [r.path.removeprefix(file) for r in from_pack] == ["/seed0/fire", "/seed0/none"]
+    assert [n.replace(root, file) for n in dir_notes] == pack_notes
+    assert sum("stopped at step 100" in n for n in pack_notes) == 1 and sum("cut off" in n for n in pack_notes) == 2
+    for run, back in zip(from_dirs, from_pack, strict=True):
+        assert (back.config, back.group, back.sequence) == (run.config, run.group, run.sequence)
+        assert back.rows == without_episode_time(run.rows)
+        assert back.prefix == without_episode_time(run.prefix) and [r["step"] for r in back.prefix][-1] == 100
+    assert [r["step"] for r in from_pack[0].rows if "charts/episodic_success" in r and "time_s" in r] == [160]
+    table = runs_table(packed)
+    assert set(table.run) == {r.path for r in from_pack} and "charts/episodic_return" in set(table.metric)
+    run_compare(branched_sweep, "--out", tmp_path / "from_dirs", "--reps", "50")
+    run_compare(packed, "--reps", "50")  # the default output folder: beside the file
+    for name in ("summary.csv", "aggregate.csv", "intervention.csv", "eval_curves.png", "train_curves.png"):
+        assert (tmp_path / "compare" / name).read_bytes() == (tmp_path / "from_dirs" / name).read_bytes(), name
+
+
+def test_a_file_that_is_not_a_packed_runs_file_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    with gzip.open(tmp_path / "later.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"format": PACK_FORMAT, "version": PACK_VERSION + 1}) + "\n")
+    for name, expected in (("notes.txt", "not a directory, nor a readable packed runs file"),
+                           ("later.jsonl.gz", f"packed runs version {PACK_VERSION + 1}")):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            run_compare(tmp_path / name)
+        assert expected in str(exit_info.value.code) and name in str(exit_info.value.code)
+
+
+@pytest.mark.slow
+def test_the_committed_midpoint_tables_rebuild_from_its_packed_runs(tmp_path):
+    """The golden check of docs/results/minatar_midpoint: its runs.jsonl.gz gives every committed csv byte for byte
+    (the tables were made with the default bootstrap replications; about 20 s)."""
+    result = REPO / "docs" / "results" / "minatar_midpoint"
+    run_compare(result / "runs.jsonl.gz", "--baseline", "none", "--out", tmp_path)
+    tables = sorted(result.glob("*.csv"))
+    assert len(tables) == 5
+    for table in tables:
+        assert (tmp_path / table.name).read_bytes() == table.read_bytes(), table.name
 
 
 def test_minatar_games_get_no_human_normalised_score():

@@ -42,6 +42,7 @@ COMPARE_CHAIN = (
     "atari_scores",
     "series",
     "runs",
+    "pack",
     "frames",
     "stats",
     "tables",

@@ -1,4 +1,5 @@
-"""The command line, `python -m fire_rl.compare DIR ...`: its options, the checks on them, and the run of it all."""
+"""The command line, `python -m fire_rl.compare DIR|FILE ...`: its options, the checks on them, and the run of it
+all."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command's options (argv None: sys.argv)."""
     description = "Curves, tables, rliable aggregates and continual metrics over fire_rl run directories."
     parser = argparse.ArgumentParser(prog="python -m fire_rl.compare", description=description)
-    parser.add_argument("dirs", nargs="+", type=Path, help="run directories, Hydra sweep folders, or their parents")
-    parser.add_argument("--out", type=Path, help="output folder (default: <first DIR>/compare)")
+    parser.add_argument(
+        "dirs", nargs="+", type=Path, help="run directories, Hydra sweep folders, their parents, or packed runs files"
+    )
+    parser.add_argument("--out", type=Path, help="output folder (default: <first DIR, or its folder>/compare)")
     parser.add_argument("--group-by", default=DEFAULT_GROUP_BY, help="dotted config key (default: reset.name)")
     parser.add_argument("--baseline", help="group for probability of improvement (default: none, if present)")
     parser.add_argument("--gap-to", metavar="GROUP", help="also tabulate every group's return gap to GROUP (gap.csv)")
@@ -76,7 +79,8 @@ def compare(args: argparse.Namespace) -> Path:
         rliable_modules()  # fail before writing anything when the aggregate statistics cannot be computed
     except RuntimeError as err:
         raise CompareError(str(err)) from err
-    out = args.out or args.dirs[0] / "compare"
+    first = args.dirs[0]
+    out = args.out or (first.parent if first.is_file() else first) / "compare"
     out.mkdir(parents=True, exist_ok=True)
     return write_outputs(out, groups, baseline, references, notes, args)
 

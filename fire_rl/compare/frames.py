@@ -17,8 +17,9 @@ PLACES = {"event", "step", "task", "phase"}  # what says where a row belongs; it
 def runs_table(
     paths: str | os.PathLike | Iterable[str | os.PathLike], group_by: str = DEFAULT_GROUP_BY
 ) -> pd.DataFrame:
-    """Every run under the paths (run directories, sweep folders, their parents) as a tidy table: one row per number
-    in a run's metrics.jsonl, with the run's path, group and seed; notes on what was skipped in `.attrs["notes"]`."""
+    """Every run under the paths (run directories, sweep folders, their parents, packed runs files) as a tidy table:
+    one row per number in a run's metrics.jsonl (of a packed run, less its episodes' time_s), with the run's path,
+    group and seed; notes on what was skipped in `.attrs["notes"]`."""
     roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
     runs, notes = load_runs(roots, group_by)
     table = pd.DataFrame([row for run in runs for row in tidy_rows(run)], columns=COLUMNS)

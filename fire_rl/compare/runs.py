@@ -1,12 +1,16 @@
 """Reading runs for `python -m fire_rl.compare`: every run directory under the given folders (a folder holding
-`config.yaml` and `metrics.jsonl`), each read into a RunRecord (resolved config, group label, task sequence, metrics
-rows), and runs of a wandb project as a second source.
+`config.yaml` and `metrics.jsonl`) and every run of a packed runs file (`runs.jsonl.gz`, written by
+`python -m fire_rl.compare.pack`; its format is below), each read into a RunRecord (resolved config, group label,
+task sequence, metrics rows), and runs of a wandb project as a second source.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -72,11 +76,99 @@ class RunRecord:
 Groups = dict[str, list[RunRecord]]  # group label -> its runs, as the tables and figures take them
 
 
+# --- packed runs files ------------------------------------------------------------------------------------------
+# A packed runs file is gzip (mtime 0: the same runs give the same bytes) of JSON lines. The first line is the header,
+# {"format": PACK_FORMAT, "version": PACK_VERSION}; then one line per run directory that was found under the packed
+# root, in path order, stage-1 runs included:
+#   path      the run directory relative to the packed root, "/"-separated ("seed0/fire")
+#   config    its resolved config (config.yaml, as JSON)
+#   env       its env record (env.json), or null
+#   problems  the notes on lines of its metrics.jsonl that could not be read (usually none)
+#   rows      every metrics row but the training episodes, in file order
+#   episodes  the training episodes as columns of equal length: step, task, return, length (an episode row's
+#             time_s is not kept; an episode row with other keys stays whole in `rows`)
+# A packed run reads back as its directory would, under the path <file>/<path>; its episode rows are put back among
+# the other rows by step.
+
+PACK_FORMAT = "fire_rl.compare.runs"
+PACK_VERSION = 1
+EPISODE_COLUMNS = {  # column -> the key of an episode row
+    "step": "step",
+    "task": "task",
+    "return": "charts/episodic_return",
+    "length": "charts/episodic_length",
+}
+
+
+@dataclass
+class PackedRun:
+    """One run of a packed runs file, as its directory held it."""
+
+    path: Path  # <file>/<path inside it>
+    config: dict
+    env: dict | None
+    rows: list  # every metrics row, episodes included
+    problems: list[str]
+
+
+def read_pack(file: Path) -> list[PackedRun]:
+    """Every run of a packed runs file; CompareError when it is not one (or one of a later version)."""
+    root = file.resolve()
+    try:
+        with gzip.open(file, "rt", encoding="utf-8") as f:
+            header = json.loads(f.readline() or "null")
+            if not isinstance(header, dict) or header.get("format") != PACK_FORMAT:
+                raise CompareError(f"{file}: not a directory, nor a packed runs file ({PACK_FORMAT})")
+            if header.get("version") != PACK_VERSION:
+                version = header.get("version")
+                raise CompareError(f"{file}: packed runs version {version}; this compare reads {PACK_VERSION}")
+            return [unpacked_run(json.loads(line), root) for line in f]
+    except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError) as err:  # ValueError: bad JSON too
+        raise CompareError(f"{file}: not a directory, nor a readable packed runs file ({err!r})") from err
+
+
+def unpacked_run(line: dict, root: Path) -> PackedRun:
+    """One line of a packed file as the run it holds."""
+    rows = with_episodes(line["rows"], line["episodes"])
+    return PackedRun(root / line["path"], line["config"], line["env"], rows, line["problems"])
+
+
+def with_episodes(rows: list, columns: dict[str, list]) -> list:
+    """The rows with the episode columns put back as episode rows, where the training loop writes them: after the
+    rows of their own step, before the first row of a later step."""
+    keys = list(EPISODE_COLUMNS.values())
+    values = zip(*(columns[c] for c in EPISODE_COLUMNS), strict=True)
+    episodes = [{"event": "episode", **dict(zip(keys, v, strict=True))} for v in values]
+    merged, i = [], 0
+    for row in rows:
+        step = row.get("step") if isinstance(row, dict) else None
+        if isinstance(step, int | float):
+            while i < len(episodes) and episodes[i]["step"] < step:
+                merged.append(episodes[i])
+                i += 1
+        merged.append(row)
+    return merged + episodes[i:]
+
+
 # --- discovery and loading ------------------------------------------------------------------------------------
 
 
 def find_run_dirs(roots: list[Path]) -> tuple[list[Path], list[str]]:
     """Every run directory under the roots (Hydra sweep folders, single runs, parents of either), plus skip notes."""
+    found, notes = walk_run_dirs(roots)
+    if not found:
+        raise CompareError(no_runs(roots))
+    return found, notes
+
+
+def no_runs(roots: list[Path]) -> str:
+    """The error for roots without a run."""
+    where = ", ".join(str(r) for r in roots)
+    return f"no run directories (a folder holding config.yaml and {METRICS_FILE}) under {where}"
+
+
+def walk_run_dirs(roots: list[Path]) -> tuple[list[Path], list[str]]:
+    """find_run_dirs, without the error when there are none."""
     for root in roots:
         if not root.is_dir():
             raise CompareError(f"no such directory: {root}")
@@ -92,10 +184,22 @@ def find_run_dirs(roots: list[Path]) -> tuple[list[Path], list[str]]:
                 notes.append(f"{dirpath}: {METRICS_FILE} without config.yaml; skipped")
             elif has_config and (Path(dirpath) / ".hydra").is_dir():
                 notes.append(f"{dirpath}: config.yaml without {METRICS_FILE} (the run never started); skipped")
-    if not found:
-        where = ", ".join(str(r) for r in roots)
-        raise CompareError(f"no run directories (a folder holding config.yaml and {METRICS_FILE}) under {where}")
     return sorted(found), notes
+
+
+def find_runs(roots: list[Path]) -> tuple[list[Path | PackedRun], list[str]]:
+    """Every run under the roots, folders and packed runs files alike, in path order, plus skip notes."""
+    files = [r for r in roots if r.is_file()]
+    found, notes = walk_run_dirs([r for r in roots if not r.is_file()])
+    runs = sorted([*found, *(run for file in files for run in read_pack(file))], key=source_path)
+    if not runs:
+        raise CompareError(no_runs(roots))
+    return runs, notes
+
+
+def source_path(source: Path | PackedRun) -> Path:
+    """Where a run was found: its directory, or <packed file>/<its path inside>."""
+    return source if isinstance(source, Path) else source.path
 
 
 def config_value(config: dict, key: str) -> Any:
@@ -154,50 +258,94 @@ def read_env_record(run_dir: Path) -> dict | None:
         return None
 
 
+StageOneRows = Callable[[Path], list | None]  # a stage-1 run's folder -> its metrics rows, None when there is none
+
+
 def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
     """Read one run directory; returns the record and notes about lines skipped in its metrics file."""
     try:
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise SkipRun(f"{run_dir}: config.yaml unreadable ({err}); skipped") from err
-    if config.get("stop_at_step") is not None:
-        # Stage 1 of a midpoint protocol: the methods' own runs branch from it; counting it would add a fake "none".
-        raise SkipRun(f"{run_dir}: stopped at step {config['stop_at_step']} (stage 1 of a branch protocol); skipped")
+    skip_stage_one(run_dir, config)
     rows, problems = read_rows_checked(run_dir)
-    sequence = run_sequence(str(run_dir), config, read_env_record(run_dir))
-    record = make_record(str(run_dir), config, rows, group_by, sequence)
-    notes = [f"{run_dir}: {p}" for p in problems]
+    return read_record(run_dir, config, read_env_record(run_dir), rows, problems, group_by, rows_on_disk)
+
+
+def load_packed(run: PackedRun, group_by: str, packed: dict[Path, PackedRun]) -> tuple[RunRecord, list[str]]:
+    """Read one run of a packed file as load_run reads a directory; a branch finds its stage 1 among `packed` (the
+    runs of every packed file read), else on disk."""
+    skip_stage_one(run.path, run.config)
+
+    def stage_one_rows(stage1: Path) -> list | None:
+        return packed[stage1].rows if stage1 in packed else rows_on_disk(stage1)
+
+    return read_record(run.path, run.config, run.env, run.rows, run.problems, group_by, stage_one_rows)
+
+
+def skip_stage_one(path: Path, config: dict) -> None:
+    """SkipRun for stage 1 of a midpoint protocol: the methods' own runs branch from it; counting it would add a fake
+    "none"."""
+    if config.get("stop_at_step") is not None:
+        raise SkipRun(f"{path}: stopped at step {config['stop_at_step']} (stage 1 of a branch protocol); skipped")
+
+
+def read_record(
+    path: Path,
+    config: dict,
+    env_record: dict | None,
+    rows: list,
+    problems: list[str],
+    group_by: str,
+    stage_one_rows: StageOneRows,
+) -> tuple[RunRecord, list[str]]:
+    """A run's record from what its directory holds, and the notes on it (lines skipped, a stage 1 not found)."""
+    sequence = run_sequence(str(path), config, env_record)
+    record = make_record(str(path), config, rows, group_by, sequence)
+    notes = [f"{path}: {p}" for p in problems]
     if config.get("branch_from"):
-        record.prefix, note = branch_prefix(Path(config["branch_from"]), run_dir)
+        record.prefix, note = branch_prefix(Path(config["branch_from"]), path, stage_one_rows)
         notes += [note] if note else []
     return record, notes
 
 
-def branch_prefix(checkpoint: Path, run_dir: Path) -> tuple[list[dict], str | None]:
+def rows_on_disk(stage1: Path) -> list | None:
+    """The metrics rows of a run directory, None when it has no metrics file."""
+    return read_rows_checked(stage1)[0] if (stage1 / METRICS_FILE).exists() else None
+
+
+def branch_prefix(
+    checkpoint: Path, run_dir: Path, stage_one_rows: StageOneRows = rows_on_disk
+) -> tuple[list[dict], str | None]:
     """The stage-1 rows up to the branch step (checkpoint <stage1>/checkpoints/step_<N>), or a note why there are none.
     The path as recorded is tried first (a relative one from the working directory), then its tails from the run
-    directory's ancestors, longest first: a sweep copied elsewhere (a results folder's run_dirs/seedN/{stage1,fire})
-    still finds its stage 1 as seedN/stage1/checkpoints/step_<N>."""
+    directory's ancestors, longest first: a sweep copied elsewhere (seedN/{stage1,fire} in another folder) or packed
+    (<file>/seedN/{stage1,fire}) still finds its stage 1 as seedN/stage1/checkpoints/step_<N>."""
     step = int(checkpoint.name.split("_")[-1]) if checkpoint.name.startswith("step_") else None
     tails = [Path(*checkpoint.parts[i:]) for i in range(len(checkpoint.parts) - 2)]
     candidates = dict.fromkeys([checkpoint, *(a / tail for tail in tails for a in run_dir.parents)])  # once each
-    stage1 = next((c.parent.parent for c in candidates if (c.parent.parent / METRICS_FILE).exists()), None)
-    if step is None or stage1 is None:
+    found = (stage_one_rows(c.parent.parent) for c in candidates) if step is not None else iter(())
+    rows = next((r for r in found if r is not None), None)
+    if rows is None:
         return (
             [],
             f"{run_dir}: branched from {checkpoint}, whose stage-1 run was not found; its curves start at the branch",
         )
-    rows, _ = read_rows_checked(stage1)
     return [r for r in rows if isinstance(r.get("step"), int | float) and r["step"] <= step], None
 
 
 def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[str]]:
-    """Discover and read every run under the roots; unusable runs become notes, not errors."""
-    dirs, notes = find_run_dirs(roots)
+    """Discover and read every run under the roots (folders and packed runs files); unusable runs become notes, not
+    errors."""
+    sources, notes = find_runs(roots)
+    packed = {s.path: s for s in sources if isinstance(s, PackedRun)}
     runs = []
-    for run_dir in dirs:
+    for source in sources:
         try:
-            run, problems = load_run(run_dir, group_by)
+            if isinstance(source, PackedRun):
+                run, problems = load_packed(source, group_by, packed)
+            else:
+                run, problems = load_run(source, group_by)
         except SkipRun as skip:
             notes.append(str(skip))
             continue
