@@ -99,7 +99,7 @@ def test_every_documented_script_and_module_exists():
     it at its cited commit (the bash recipes before fire_rl.protocol): those name that commit's scripts."""
     text = " ".join(path.read_text() for path in DOCS)
     current = " ".join(path.read_text() for path in DOCS if "results" not in path.parts)
-    scripts = set(re.findall(r"(?:bash|python) (?:\$main/|\"\$main/)?(scripts/[\w.-]+)", current))
+    scripts = set(re.findall(r"(?:bash|python) (?:\$main/|\"\$main/)?(scripts/[\w./-]+)", current))
     modules = set(re.findall(r"python -m ([\w.]+)", text))
     assert {"fire_rl.protocol", "fire_rl.compare", "fire_rl.carry"} <= modules
     assert [s for s in sorted(scripts) if not (REPO / s).is_file()] == []
