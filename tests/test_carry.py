@@ -141,7 +141,8 @@ def test_the_priming_sweep_primes_stage_1_only_and_reports_the_gap_to_the_unprim
     pytest.importorskip("minatar")
     out, results = tmp_path / "out", tmp_path / "results"
     stage = protocol_stage("minatar_priming", out, results, "none", "prime_updates=20")
-    assert stage("sweep").count("(done)") == 3
+    printed = stage("sweep")
+    assert printed.count("(stop_at_step)") == 1 and printed.count("(done)") == 2  # stage 1; the branch, the yardstick
     runs = {name: read_rows(out / "SpaceInvaders" / "seed0" / name / "metrics.jsonl")
             for name in ("stage1", "none", "unprimed")}  # fmt: skip
     primes = {name: [row for row in rows if row["event"] == "prime"] for name, rows in runs.items()}
