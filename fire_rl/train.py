@@ -235,8 +235,11 @@ def prime(run: Run, loop: LoopState, every: Cadence) -> None:
 
 
 def mean_of(values: list) -> float:
-    """Mean of the losses since the last row: the one place they are read back from the device."""
-    return float(torch.stack([torch.as_tensor(v) for v in values]).double().mean())
+    """Mean of the losses since the last row: the one place they are read back from the device (values restored
+    from a checkpoint sit on the CPU and join the device's)."""
+    tensors = [torch.as_tensor(v) for v in values]
+    device = tensors[-1].device
+    return float(torch.stack([t.to(device) for t in tensors]).double().mean())
 
 
 def start_visit(run: Run, loop: LoopState, task: Task, envs) -> np.ndarray:

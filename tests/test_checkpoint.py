@@ -231,3 +231,25 @@ def test_to_device_moves_every_tensor_of_a_nested_state():
     moved = to_device(state, torch.device("meta"))
     assert moved["actor"]["w"].device.type == "meta" and moved["critic"]["w"].shape == (1, 2)
     assert moved["actor"]["step"] == 3 and state["actor"]["w"].device.type == "cpu"
+
+
+def test_pending_losses_are_packed_compactly_and_restored_exactly():
+    """At 8 updates per agent step a checkpoint between two `train` rows holds tens of thousands of pending loss
+    tensors; they are stored as one 1-d tensor per key and come back as the same values (the same mean)."""
+    import io
+
+    from fire_rl.run_state import LoopState
+    from fire_rl.train import mean_of
+
+    loop = LoopState()
+    values = torch.randn(40_000, generator=torch.Generator().manual_seed(0))
+    loop.losses["losses/td_loss"] = [v.clone() for v in values]
+    buffer = io.BytesIO()
+    torch.save(loop.state_dict(env_snapshot=None), buffer)
+    assert buffer.tell() < 400_000  # 160 kB of values; unpacked the 40k 0-d tensors took about 17 MB
+    buffer.seek(0)
+    restored = LoopState.from_state(torch.load(buffer, weights_only=False))
+    assert len(restored.losses["losses/td_loss"]) == 40_000
+    assert mean_of(restored.losses["losses/td_loss"]) == mean_of(loop.losses["losses/td_loss"])
+    restored.losses["losses/td_loss"].append(torch.tensor(1.0))  # training goes on appending after a resume
+    assert mean_of(restored.losses["losses/td_loss"]) == mean_of([*values, torch.tensor(1.0)])
