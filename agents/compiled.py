@@ -1,8 +1,11 @@
-"""`agent.compile`: run the loss computations (forward and, through AOTAutograd, backward) under torch.compile.
+"""`agent.compile`: how a training update runs.
 
-Measured on this project's 2-core CPU, compiling gives no speedup (scripts/bench/bench_learner.py), so `auto` compiles
-on CUDA only. CUDA-graph capture is not shipped: it has not been measured on a GPU here, and a captured graph that is
-not re-captured after a reset replaces tensors computes silently wrong results (docs/gpu-notes.md).
+- `none`: eager PyTorch.
+- `compile`: the loss computations (forward and, through AOTAutograd, backward) under torch.compile.
+- `graph`: the whole update (loss, penalty, backward, optimizer step) captured once as a CUDA graph and replayed
+  (agents/graphed.py); CUDA only, refused on any other device.
+- `auto`: `compile` on CUDA, `none` elsewhere. Measured on this project's 2-core CPU, compiling gives no speedup
+  (scripts/bench/bench_learner.py); on CUDA, which of compile and graph is faster is measured by that script.
 """
 
 from __future__ import annotations
@@ -11,16 +14,16 @@ import torch
 
 from core.config import ConfigError, check_choice
 
-COMPILE_MODES = ("auto", "none", "compile", "cudagraph")
+COMPILE_MODES = ("auto", "none", "compile", "graph")
 
 
 def compile_mode(mode: str, device: torch.device) -> str:
-    """The mode in force: `none` or `compile`."""
+    """The mode in force: `none`, `compile` or `graph`."""
     check_choice("agent.compile", mode, COMPILE_MODES)
-    if mode == "cudagraph":
+    if mode == "graph" and device.type != "cuda":
         raise ConfigError(
-            "agent.compile=cudagraph is not shipped: CUDA-graph capture has not been measured on a GPU here; "
-            "valid choices that run: auto, none, compile"
+            f"agent.compile=graph captures the update as a CUDA graph and needs device=cuda, got device={device}; "
+            "valid choices on this device: auto, none, compile"
         )
     if mode == "auto":
         return "compile" if device.type == "cuda" else "none"

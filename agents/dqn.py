@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.compiled import compile_mode, maybe_compile
+from agents.graphed import UpdateCapture, optimizer_tensors
 from agents.networks import ARCHITECTURES, QNetwork
 from agents.protocol import Regularizer, ResetDefaults
 from agents.shared import match_injection, seeded_init, to_device
@@ -25,11 +26,14 @@ OPTIMIZERS = ("adam", "rmsprop_centered")
 LOSSES = ("huber", "mse")  # huber: DQN (Mnih et al. 2015), FIRE, MinAtar; mse: CleanRL's dqn_atari.py, C-CHAIN
 
 
-def make_optimizer(name: str, params, lr: float, adam_eps: float, alpha: float, rms_eps: float):
-    """Adam(lr, eps) or centered RMSprop(lr, alpha, eps)."""
+def make_optimizer(
+    name: str, params, lr: float, adam_eps: float, alpha: float, rms_eps: float, capturable: bool = False
+):
+    """Adam(lr, eps) or centered RMSprop(lr, alpha, eps); `capturable` keeps the step count on the device so the
+    optimizer step can be captured in a CUDA graph."""
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=adam_eps)
-    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=rms_eps, centered=True)
+        return torch.optim.Adam(params, lr=lr, eps=adam_eps, capturable=capturable)
+    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=rms_eps, centered=True, capturable=capturable)
 
 
 def check_fits(spaces: Spaces, network: str) -> None:
@@ -135,14 +139,18 @@ class DQNAgent:
         self.q = self._new_network().to(self.device)
         self.target = copy.deepcopy(self.q)
         self.theta0 = {k: v.detach().clone() for k, v in self.q.state_dict().items()}
-        self.optimizer = make_optimizer(optimizer, self.q.parameters(), lr, adam_eps, rmsprop_alpha, rmsprop_eps)
+        self.compile = compile_mode(compile, self.device)
+        graphed = self.compile == "graph"
+        self.optimizer = make_optimizer(
+            optimizer, self.q.parameters(), lr, adam_eps, rmsprop_alpha, rmsprop_eps, capturable=graphed
+        )
         self.last_target_sync = 0
         self.regularizer: Regularizer | None = None
         self._update_features: dict[str, torch.Tensor] = {}
-        self.compile = compile_mode(compile, self.device)
         # Training steps run the compiled loss; `losses` itself stays eager for resets (DASH differentiates it more
         # than once per graph, which a compiled backward with donated buffers refuses; resets are rare).
-        self._train_losses = maybe_compile(self.losses, self.compile)
+        self._train_losses = maybe_compile(self._td_loss, self.compile)
+        self.capture = UpdateCapture(self._step_on, self._captured_state, graphed=graphed)
 
     @property
     def loss_keys(self) -> tuple[str, ...]:
@@ -166,18 +174,27 @@ class DQNAgent:
     # --- learning ---------------------------------------------------------------------------------------------
     def losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """One-step TD loss (Huber or MSE) on a replay batch (differentiable; gradient-aware resets use it too)."""
-        obs, next_obs = (torch.as_tensor(batch[k], device=self.device) for k in ("obs", "next_obs"))
-        actions = torch.as_tensor(batch["actions"], device=self.device).long()
-        rewards = torch.as_tensor(batch["rewards"], device=self.device)
-        terminated = torch.as_tensor(batch["terminated"], device=self.device)
+        return {"q": self._td_loss(self._tensors(batch))[0]}
+
+    def _tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """The batch as device tensors (actions as int64)."""
+        tensors = {
+            k: torch.as_tensor(batch[k], device=self.device) for k in ("obs", "next_obs", "rewards", "terminated")
+        }
+        return {**tensors, "actions": torch.as_tensor(batch["actions"], device=self.device).long()}
+
+    def _td_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(TD loss on a batch of device tensors, the online network's detached hidden activations on its obs)."""
+        obs, next_obs, actions = batch["obs"], batch["next_obs"], batch["actions"]
+        rewards, terminated = batch["rewards"], batch["terminated"]
         if self.reward_clip:
             rewards = torch.sign(rewards)
         with torch.no_grad():
             target = rewards + self.gamma * (1.0 - terminated) * self.target(next_obs).max(1).values
         features = self.q.features(obs)
         q = features.pop("q").gather(1, actions[:, None]).squeeze(1)
-        self._update_features = {k: v.detach() for k, v in features.items()}
-        return {"q": F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)}
+        loss = F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)
+        return loss, {k: v.detach() for k, v in features.items()}
 
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, torch.Tensor]:
         """One gradient step on TD loss (+ the regulariser's penalty), and a hard target copy whenever `step` crosses
@@ -201,8 +218,14 @@ class DQNAgent:
         return values
 
     def _gradient_step(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """TD loss (+ the regulariser's penalty), one optimizer step; the detached losses."""
-        td = self._train_losses(batch)["q"]
+        """TD loss (+ the regulariser's penalty), one optimizer step; the detached losses. Under agent.compile=graph
+        the step is a replayed CUDA graph (agents/graphed.py)."""
+        return self.capture(self._tensors(batch))
+
+    def _step_on(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The whole update on device tensors: what a CUDA graph captures."""
+        # Only a training step sets the activations CBP reads: resets' own passes through `losses` leave them.
+        td, self._update_features = self._train_losses(batch)
         loss, values = td, {LOSS_KEYS[0]: td.detach()}
         if self.regularizer is not None:
             penalty = self.regularizer.penalty(self.q, self.theta0)
@@ -218,6 +241,17 @@ class DQNAgent:
 
     def set_regularizer(self, regularizer: Regularizer) -> None:
         self.regularizer = regularizer
+        self.capture.invalidate("a regulariser was set")
+
+    def _captured_state(self) -> list[torch.Tensor]:
+        """Every tensor a captured update reads or writes besides its batch: online and target weights, optimizer
+        state, theta0 (the L2-init penalty's anchor)."""
+        return [
+            *self.q.state_dict().values(),
+            *self.target.state_dict().values(),
+            *optimizer_tensors(self.optimizer),
+            *self.theta0.values(),
+        ]
 
     # --- what resets and metrics see --------------------------------------------------------------------------
     def _new_network(self) -> QNetwork:
@@ -236,8 +270,10 @@ class DQNAgent:
         return {"q": self.theta0}
 
     def after_reset(self) -> None:
-        """Keep the target consistent with the reset online network until the next hard copy."""
+        """Keep the target consistent with the reset online network until the next hard copy; drop a captured
+        update if the reset moved any state tensor instead of writing into it."""
         self.target.load_state_dict(self.q.state_dict())
+        self.capture.refresh("a reset moved a state tensor")
 
     def fresh_params(self, draw: int) -> dict[str, dict[str, torch.Tensor]]:
         """State of a freshly initialised Q-network (the layers' own initialisers), reproducible from (seed, draw)."""
@@ -258,6 +294,7 @@ class DQNAgent:
         """A fresh optimizer of the same kind and settings over the trainable parameters only."""
         trainable = [p for p in self.q.parameters() if p.requires_grad]
         self.optimizer = type(self.optimizer)(trainable, **self.optimizer.defaults)
+        self.capture.invalidate("new optimizer")
 
     @torch.no_grad()
     def probe(self, batch_obs: np.ndarray) -> dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
@@ -287,5 +324,6 @@ class DQNAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.last_target_sync = state["last_target_sync"]
         self.rng.bit_generator.state = state["rng"]
+        self.capture.invalidate("checkpoint loaded")  # optimizer and theta0 tensors are new objects
         if "eval_rng" in state:
             self.eval_rng.bit_generator.state = state["eval_rng"]

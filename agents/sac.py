@@ -8,6 +8,7 @@ then the Polyak target. Actions live in [-1, 1]^d; the env wrapper rescales them
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Any
 
@@ -17,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.compiled import compile_mode, maybe_compile
+from agents.graphed import UpdateCapture, optimizer_tensors
 from agents.protocol import Regularizer, ResetDefaults
-from agents.shared import match_injection, seeded_init, to_device
+from agents.shared import clear_optimizer_state, match_injection, seeded_init, to_device
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
 from core.config import ConfigError, check_choice, check_positive
 from core.spaces import Spaces
@@ -191,22 +193,41 @@ class SACAgent:
         self.obs_norm = RunningNorm(obs_dim, enabled=obs_norm).to(self.device)
         self.log_alpha = torch.tensor(math.log(init_temperature), device=self.device, requires_grad=True)
         self.theta0 = {name: _clone(net.state_dict()) for name, net in (("actor", self.actor), ("critic", self.critic))}
+        self.compile = compile_mode(compile, self.device)
+        self.capture = UpdateCapture(self._step_on, self._captured_state, graphed=self.compile == "graph")
         self._build_optimizers()
         self.regularizer: Regularizer | None = None
         self._update_features: dict[str, dict[str, torch.Tensor]] = {}
-        self.compile = compile_mode(compile, self.device)
         # Training steps run the compiled losses; `losses` (for resets such as DASH) uses the eager ones, see DQNAgent.
         self._train_actor_loss = maybe_compile(self._actor_loss, self.compile)
         self._train_critic_loss = maybe_compile(self._critic_loss, self.compile)
 
     def _build_optimizers(self) -> None:
-        """Fresh AdamW states over the trainable parameters; weight decay on actor and critic (not the temperature)."""
+        """Fresh AdamW optimizers over the trainable parameters; weight decay on actor and critic (not the
+        temperature). New optimizers are new state tensors, so a captured update is dropped."""
         actor_lr, critic_lr, temperature_lr = self.lrs
-        wd = self.weight_decay
+        wd, capturable = self.weight_decay, self.compile == "graph"
         critic = [p for p in self.critic.parameters() if p.requires_grad]  # injected frozen heads left out
-        self.actor_opt = torch.optim.AdamW(self.actor.parameters(), lr=actor_lr, weight_decay=wd)
-        self.critic_opt = torch.optim.AdamW(critic, lr=critic_lr, weight_decay=wd)
-        self.temperature_opt = torch.optim.AdamW([self.log_alpha], lr=temperature_lr, weight_decay=0.0)
+        adamw = functools.partial(torch.optim.AdamW, capturable=capturable)
+        self.actor_opt = adamw(self.actor.parameters(), lr=actor_lr, weight_decay=wd)
+        self.critic_opt = adamw(critic, lr=critic_lr, weight_decay=wd)
+        self.temperature_opt = adamw([self.log_alpha], lr=temperature_lr, weight_decay=0.0)
+        self.capture.invalidate("new optimizers")
+
+    @property
+    def optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
+        return self.actor_opt, self.critic_opt, self.temperature_opt
+
+    def _captured_state(self) -> list[torch.Tensor]:
+        """Every tensor a captured update reads or writes besides its batch: the networks, the target, the
+        observation statistics, the temperature, optimizer state and theta0 (the L2-init penalty's anchor)."""
+        modules = (self.actor, self.critic, self.target, self.obs_norm)
+        return [
+            *(t for m in modules for t in m.state_dict().values()),
+            self.log_alpha,
+            *(t for opt in self.optimizers for t in optimizer_tensors(opt)),
+            *(t for net in self.theta0.values() for t in net.values()),
+        ]
 
     def _new_networks(self) -> tuple[Actor, Critic]:
         """A freshly initialised actor and critic of this agent's architecture."""
@@ -222,6 +243,7 @@ class SACAgent:
 
     def set_regularizer(self, regularizer: Regularizer) -> None:
         self.regularizer = regularizer
+        self.capture.invalidate("a regulariser was set")
 
     @property
     def alpha(self) -> float:
@@ -246,13 +268,15 @@ class SACAgent:
         return torch.tanh(mean).cpu().numpy()
 
     # --- learning ---------------------------------------------------------------------------------------------
-    def _tensors(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
-        """Batch arrays as float tensors, observations normalised with the current statistics."""
-        obs, actions, rewards, next_obs, terminated = (
-            torch.as_tensor(batch[k], dtype=torch.float32, device=self.device)
-            for k in ("obs", "actions", "rewards", "next_obs", "terminated")
-        )
-        return self.obs_norm(obs), actions, rewards, self.obs_norm(next_obs), terminated
+    def _tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Batch arrays as float32 device tensors."""
+        keys = ("obs", "actions", "rewards", "next_obs", "terminated")
+        return {k: torch.as_tensor(batch[k], dtype=torch.float32, device=self.device) for k in keys}
+
+    def _normalised(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """(obs, actions, rewards, next_obs, terminated), observations normalised with the current statistics."""
+        obs, next_obs = self.obs_norm(batch["obs"]), self.obs_norm(batch["next_obs"])
+        return obs, batch["actions"], batch["rewards"], next_obs, batch["terminated"]
 
     def _actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """(actor loss, log-probs, the actor's hidden features on obs)."""
@@ -274,7 +298,7 @@ class SACAgent:
 
     def losses(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """Differentiable actor and critic losses on a batch (gradient-aware resets such as DASH use them)."""
-        obs, actions, rewards, next_obs, terminated = self._tensors(batch)
+        obs, actions, rewards, next_obs, terminated = self._normalised(self._tensors(batch))
         return {
             "actor": self._actor_loss(obs)[0],
             "critic": self._critic_loss(obs, actions, rewards, next_obs, terminated)[0],
@@ -282,8 +306,13 @@ class SACAgent:
 
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, torch.Tensor]:
         """One SAC step: actor, temperature, critic, Polyak target (each network's loss + the regulariser's penalty).
-        Returns detached device tensors: nothing is read back here."""
-        obs, actions, rewards, next_obs, terminated = self._tensors(batch)
+        Returns detached device tensors: nothing is read back here. Under agent.compile=graph the step is a
+        replayed CUDA graph (agents/graphed.py); its reparameterisation noise is drawn afresh at every replay."""
+        return self.capture(self._tensors(batch))
+
+    def _step_on(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The whole update on device tensors: what a CUDA graph captures."""
+        obs, actions, rewards, next_obs, terminated = self._normalised(batch)
         actor_loss, log_prob, actor_features = self._train_actor_loss(obs)
         actor_penalty = self._step_with_penalty(self.actor_opt, actor_loss, self.actor, "actor")
         entropy = -log_prob.detach().mean()
@@ -340,7 +369,8 @@ class SACAgent:
         """Plasticity injection (Nikishin et al. 2023) on both Q-networks as wholes (fire_rl's choice: the authors'
         code has none): each Q = Q_old + Q_new - Q_ref, Q_old the trained head frozen, Q_new (trainable) and Q_ref
         (frozen) at theta0; the actor is not injected. Then the paper's SAC reset semantics: target critic <- the
-        injected critic, alpha <- its initial value, fresh AdamW over the trainable parameters."""
+        injected critic, alpha <- its initial value, fresh AdamW state (the trainable parameters are the same
+        tensors as before: the new heads are the old modules put back to theta0)."""
         self.critic.add_injection_heads()  # old and ref start as copies of the trained heads
         with torch.no_grad():
             self.critic.ref.load_state_dict(self.theta0["critic"])
@@ -349,14 +379,19 @@ class SACAgent:
                     {k[3:]: v for k, v in self.theta0["critic"].items() if k.startswith(f"{q}.")}
                 )
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.capture.invalidate("plasticity injection")  # new heads in the forward pass, a new target module
         self.after_reset()
 
     def after_reset(self) -> None:
-        """The paper's SAC semantics after any weight transform: target <- critic, alpha <- initial, fresh AdamW."""
+        """The paper's SAC semantics after any weight transform: target <- critic, alpha <- initial, every AdamW
+        state back to a fresh one (in place, so a captured update stays valid); a captured update is dropped if
+        the reset moved a state tensor instead of writing into it."""
         self.target.load_state_dict(self.critic.state_dict())
         with torch.no_grad():
             self.log_alpha.fill_(math.log(self.init_temperature))
-        self._build_optimizers()
+        for optimizer in self.optimizers:
+            clear_optimizer_state(optimizer)
+        self.capture.refresh("a reset moved a state tensor")
 
     def unit_graph(self) -> dict[str, dict[str, tuple[str, tuple[str, ...]]]]:
         """MLP preset: each hidden layer feeds the next, the last one both heads; SimBa's residual blocks are left out
@@ -408,11 +443,10 @@ class SACAgent:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.theta0 = to_device(state["theta0"], self.device)  # checkpoints load onto the CPU
-        for opt, opt_state in zip(
-            (self.actor_opt, self.critic_opt, self.temperature_opt), state["optimizers"], strict=True
-        ):
+        for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
         self.rng.bit_generator.state = state["rng"]
+        self.capture.invalidate("checkpoint loaded")  # optimizer and theta0 tensors are new objects
 
 
 def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:

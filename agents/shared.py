@@ -1,5 +1,5 @@
-"""What the DQN and SAC agents do the same way: fresh initialisations for resets, and loading a checkpoint (taken
-after plasticity injection; tensors read onto the CPU)."""
+"""What the DQN and SAC agents do the same way: fresh initialisations for resets, clearing optimizer state in place,
+and loading a checkpoint (taken after plasticity injection; tensors read onto the CPU)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,16 @@ def to_device(tree: Any, device: torch.device) -> Any:
     if isinstance(tree, dict):
         return {key: to_device(value, device) for key, value in tree.items()}
     return tree.to(device) if isinstance(tree, torch.Tensor) else tree
+
+
+def clear_optimizer_state(optimizer: torch.optim.Optimizer, params=None) -> None:
+    """Put the optimizer state of `params` (default: every parameter) back to where a fresh optimizer starts, in
+    place: zeros, and a step count of 0. For Adam, AdamW and RMSprop (centered or not) a fresh state is exactly
+    that, so the next steps equal those of a new optimizer; writing in place keeps a captured update graph valid
+    (a new optimizer, or dropped state, would leave the graph using the old tensors)."""
+    chosen = optimizer.state if params is None else [p for p in params if p in optimizer.state]
+    with torch.no_grad():
+        for param in chosen:
+            for value in optimizer.state[param].values():
+                if isinstance(value, torch.Tensor):
+                    value.zero_()

@@ -134,8 +134,14 @@ def assert_compiled_loss_matches_eager(eager_fn, compiled_fn, args: tuple, param
 def assert_sac_compiled_losses_match(agent, batch: dict) -> None:
     """The agent's compiled actor and critic losses (what its update trains with) against its eager ones (what
     resets such as DASH differentiate): same loss, same gradients, same reparameterisation noise."""
-    obs, actions, rewards, next_obs, terminated = agent._tensors(batch)
+    obs, actions, rewards, next_obs, terminated = agent._normalised(agent._tensors(batch))
     actor, critic = list(agent.actor.parameters()), list(agent.critic.parameters())
     assert_compiled_loss_matches_eager(agent._actor_loss, agent._train_actor_loss, (obs,), actor)
     critic_args = (obs, actions, rewards, next_obs, terminated)
     assert_compiled_loss_matches_eager(agent._critic_loss, agent._train_critic_loss, critic_args, critic)
+
+
+def fresh_state(optimizer, param) -> bool:
+    """The parameter's optimizer state is where a new optimizer starts (what a reset's clear writes in place): every
+    moment 0 and a step count of 0."""
+    return param in optimizer.state and all(not v.any() for v in optimizer.state[param].values())

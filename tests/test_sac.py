@@ -155,9 +155,12 @@ def modules(agent: SACAgent, kind: type) -> list[tuple[str, str, nn.Module]]:
 
 
 def check_sac_semantics(agent: SACAgent, before: dict) -> None:
-    """Fresh AdamW for actor, critic and temperature; alpha back to its initial value; target = critic."""
-    for old, new in zip(before["optimizers"], (agent.actor_opt, agent.critic_opt, agent.temperature_opt), strict=True):
-        assert new is not old and len(new.state) == 0 and type(new) is torch.optim.AdamW
+    """A fresh AdamW state for actor, critic and temperature (written in place: every moment 0, step 0); alpha
+    back to its initial value; target = critic."""
+    for old, new in zip(before["optimizers"], agent.optimizers, strict=True):
+        assert new is old and type(new) is torch.optim.AdamW and len(new.state) > 0
+        for state in new.state.values():
+            assert all(not value.any() for value in state.values())
     assert agent.alpha == pytest.approx(agent.init_temperature)
     for key, value in agent.critic.state_dict().items():
         torch.testing.assert_close(agent.target.state_dict()[key], value)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.protocol import ResetDefaults, missing_capabilities
+from agents.shared import clear_optimizer_state
 from core.steps import crossed, reached
 from fire_rl.resets.isometry import deviation_from_isometry, raw_deviation_from_isometry
 
@@ -369,16 +370,14 @@ def summary_logs(sfe_total: float, touched: list[str], step: int, start: float) 
 
 
 def apply_optimizer_policy(policy: str, optimizer: torch.optim.Optimizer, changed: list[nn.Parameter]) -> None:
-    """Keep, clear all, or drop the state of the changed parameters (Adam re-initialises missing state lazily)."""
+    """Keep, clear all, or clear the state of the changed parameters. Clearing writes a fresh optimizer's state
+    (zeros, step 0) in place, which steps exactly as dropped state re-initialised lazily would, and leaves a
+    captured update graph valid (agents/graphed.py)."""
     if not changed or policy == "keep":
         return
-    if policy == "clear_all":
-        optimizer.state.clear()
-        return
-    if policy != "clear_touched":
+    if policy not in ("clear_all", "clear_touched"):
         raise ValueError(f"optimizer policy {policy!r} is not one of {list(OPTIMIZER_POLICIES[:3])}")
-    for p in changed:
-        optimizer.state.pop(p, None)
+    clear_optimizer_state(optimizer, None if policy == "clear_all" else changed)
 
 
 def named_layers(net: nn.Module) -> Iterator[tuple[str, nn.Module]]:

@@ -1,9 +1,10 @@
-"""Learner speed, same run, printed as ratios: updates/s of DQN (Nature CNN, batch 32) and SAC (MLP and SimBa
-presets, batch 256) eager vs `agent.compile=compile` (and DQN with channels_last), on the CPU and on CUDA when
-torch sees one; then end-to-end agent steps/s of `+experiment=paper_dqn` after its warm-up, eager vs compiled.
-CUDA-graph capture is not shipped (agent.compile=cudagraph is refused), so it is not measured.
+"""Learner speed, same run, printed as ratios to eager: updates/s of DQN (Nature CNN, batch 32) and SAC (MLP and
+SimBa presets, batch 256) under `agent.compile` none (eager), compile and, on CUDA, graph (the whole update as a
+replayed CUDA graph), DQN also eager with channels_last; then end-to-end agent steps/s of `+experiment=paper_dqn`
+and `+experiment=paper_sac` (Humanoid) after their warm-ups, per compile mode. Every rate is measured `--repeats`
+times, modes interleaved, and printed as the median with the range (min-max) over the repeats.
 
-    python scripts/bench/bench_learner.py --updates 30 --e2e-steps 400
+    python scripts/bench/bench_learner.py --updates 200 --repeats 3 --e2e-steps 2000
     python scripts/bench/bench_learner.py --skip-e2e            # learners only
 """
 
@@ -58,8 +59,8 @@ def sac_batch(device: str) -> dict:
 
 
 def rate(agent, batch: dict, updates: int, device: str) -> float:
-    """Updates/s after an untimed warm-up (which also triggers compilation)."""
-    for step in range(3):
+    """Updates/s after an untimed warm-up (which also compiles, or warms up and captures the graph)."""
+    for step in range(5):
         agent.update(batch, step)
     if device == "cuda":
         torch.cuda.synchronize()
@@ -77,42 +78,76 @@ def channels_last(agent: DQNAgent) -> DQNAgent:
     return agent
 
 
-def learners(device: str, updates: int) -> list[str]:
-    lines = []
+def modes(device: str) -> list[str]:
+    """The compile modes that run on the device (graph needs CUDA)."""
+    return ["none", "compile", "graph"] if device == "cuda" else ["none", "compile"]
+
+
+def repeated(measure, variants: list[str], repeats: int) -> dict[str, list[float] | str]:
+    """`measure(variant)` for every variant, the variants interleaved, `repeats` rounds; a variant that raises is
+    reported by its error and dropped (one failing mode must not cost the others' numbers)."""
+    rates: dict[str, list[float] | str] = {v: [] for v in variants}
+    for _ in range(repeats):
+        for variant in variants:
+            if isinstance(rates[variant], str):
+                continue
+            try:
+                rates[variant].append(measure(variant))
+            except Exception as err:  # noqa: BLE001 - reported in the line, the other variants go on
+                rates[variant] = f"failed: {type(err).__name__}: {str(err).splitlines()[-1][:200]}"
+    return rates
+
+
+def ratio_line(title: str, rates: dict[str, list[float] | str], unit: str) -> str:
+    """`title: none median (min-max), compile median (min-max) (ratio of medians to the first), ... unit`."""
+    measured = [values for values in rates.values() if not isinstance(values, str)]
+    base = float(np.median(measured[0])) if measured and measured[0] else float("nan")
+    parts = []
+    for variant, values in rates.items():
+        if isinstance(values, str):
+            parts.append(f"{variant} {values}")
+            continue
+        median = float(np.median(values))
+        ratio = "" if not parts else f" ({median / base:.2f}x)"
+        parts.append(f"{variant} {median:.1f} ({min(values):.1f}-{max(values):.1f}){ratio}")
+    repeats = max((len(v) for v in measured), default=0)
+    return f"{title}: " + ", ".join(parts) + f" {unit}, median (min-max) of {repeats}"
+
+
+def learners(device: str, updates: int, repeats: int) -> list[str]:
+    """Each learner built once per mode (compiling or capturing once), then timed `repeats` times, interleaved."""
     spaces = Spaces.discrete_actions((4, 84, 84), 18)
+    dqn_agents = {mode: DQNAgent(spaces, device, learning_starts=0, compile=mode) for mode in modes(device)}
+    dqn_agents["channels_last"] = channels_last(DQNAgent(spaces, device, learning_starts=0, compile="none"))
     batch = dqn_batch(device)
-    eager = rate(DQNAgent(spaces, device, learning_starts=0, compile="none"), batch, updates, device)
-    compiled = rate(DQNAgent(spaces, device, learning_starts=0, compile="compile"), batch, updates, device)
-    last = rate(channels_last(DQNAgent(spaces, device, learning_starts=0, compile="none")), batch, updates, device)
-    lines.append(
-        f"{device}: DQN Nature CNN: eager {eager:8.2f} updates/s, compiled {compiled:8.2f} ({compiled / eager:.2f}x), "
-        f"channels_last eager {last:8.2f} ({last / eager:.2f}x)"
-    )
+    rates = repeated(lambda variant: rate(dqn_agents[variant], batch, updates, device), list(dqn_agents), repeats)
+    lines = [ratio_line(f"{device}: DQN Nature CNN", rates, "updates/s")]
     spaces, batch = Spaces.box_actions((17,), (6,)), sac_batch(device)
     for name, options in SAC_PRESETS.items():
-        eager = rate(SACAgent(spaces, device, learning_starts=0, compile="none", **options), batch, updates, device)
-        compiled = rate(
-            SACAgent(spaces, device, learning_starts=0, compile="compile", **options), batch, updates, device
-        )
-        lines.append(
-            f"{device}: SAC {name}: eager {eager:8.2f} updates/s, compiled {compiled:8.2f} ({compiled / eager:.2f}x)"
-        )
+        agents = {mode: SACAgent(spaces, device, learning_starts=0, compile=mode, **options) for mode in modes(device)}
+        rates = repeated(lambda mode, agents=agents: rate(agents[mode], batch, updates, device), list(agents), repeats)
+        lines.append(ratio_line(f"{device}: SAC {name}", rates, "updates/s"))
     return lines
 
 
-def paper_dqn_steps_per_second(compile_mode: str, steps: int, warmup: int, device: str) -> float:
-    """Agent steps/s of the real `+experiment=paper_dqn` command between its first and last train rows after the
-    warm-up (periodic evaluation and probes pushed past the budget, the closing evaluation cut to 400 steps)."""
+# The end-to-end commands: the experiment, how long it warms up without learning, and what makes the closing
+# evaluation short (periodic evaluation and probes are pushed past the budget).
+E2E = {
+    "paper_dqn": ["+experiment=paper_dqn", "loop.buffer_size=100000", "eval_steps=400"],
+    "paper_sac": ["+experiment=paper_sac", "loop.buffer_size=100000", "eval_episodes=1", "eval_max_episode_steps=200"],
+}
+
+
+def steps_per_second(experiment: str, compile_mode: str, steps: int, warmup: int, device: str) -> float:
+    """Agent steps/s of the real command between its first and last train rows after the warm-up."""
     with tempfile.TemporaryDirectory() as run_dir:
         args = [
-            "+experiment=paper_dqn",
+            *E2E[experiment],
             f"env.tasks.0.steps={warmup + steps}",
             f"agent.learning_starts={warmup}",
-            "loop.buffer_size=100000",
             f"agent.compile={compile_mode}",
             f"device={device}",
             "eval_every=100000000",
-            "eval_steps=400",  # the run's closing evaluation (the preset's is 125,000 agent steps, minutes each)
             "metrics_every=100000000",
             f"log_every={max(steps // 4, 4)}",
             "checkpoint_every=null",
@@ -131,22 +166,31 @@ def paper_dqn_steps_per_second(compile_mode: str, steps: int, warmup: int, devic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=30, help="timed updates per learner and mode")
-    parser.add_argument("--e2e-steps", type=int, default=400, help="timed agent steps of paper_dqn after warm-up")
-    parser.add_argument("--warmup", type=int, default=1_000, help="paper_dqn agent steps before learning")
+    parser.add_argument("--updates", type=int, default=30, help="timed updates per learner, mode and repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of every measurement (modes interleaved)")
+    parser.add_argument("--e2e-steps", type=int, default=400, help="timed agent steps end to end after warm-up")
+    parser.add_argument("--warmup", type=int, default=1_000, help="end-to-end agent steps before learning")
+    parser.add_argument("--e2e", nargs="*", default=list(E2E), choices=list(E2E), help="end-to-end commands to time")
+    parser.add_argument("--e2e-modes", nargs="*", help="compile modes end to end (default: every mode that runs)")
+    parser.add_argument("--e2e-repeats", type=int, help="rounds end to end (default: --repeats)")
     parser.add_argument("--skip-e2e", action="store_true", help="learner rates only")
+    parser.add_argument("--cuda-only", action="store_true", help="skip the CPU learners (a GPU check's time is short)")
     args = parser.parse_args()
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), devices: {', '.join(devices)}")
-    for device in devices:
-        for line in learners(device, args.updates):
+    for device in devices[-1:] if args.cuda_only else devices:
+        for line in learners(device, args.updates, args.repeats):
             print(line, flush=True)
     if args.skip_e2e:
         return
     device = devices[-1]
-    eager = paper_dqn_steps_per_second("none", args.e2e_steps, args.warmup, device)
-    fast = paper_dqn_steps_per_second("compile", args.e2e_steps, args.warmup, device)
-    print(f"{device}: paper_dqn end to end: eager {eager:.1f} agent steps/s, compiled {fast:.1f} ({fast / eager:.2f}x)")
+    for experiment in args.e2e:
+
+        def e2e(mode: str, experiment=experiment) -> float:
+            return steps_per_second(experiment, mode, args.e2e_steps, args.warmup, device)
+
+        rates = repeated(e2e, args.e2e_modes or modes(device), args.e2e_repeats or args.repeats)
+        print(ratio_line(f"{device}: {experiment} end to end", rates, "agent steps/s"), flush=True)
 
 
 if __name__ == "__main__":
