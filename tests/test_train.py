@@ -72,6 +72,8 @@ BAD_INPUTS = {
     "misspelt agent key": (["+agent.lrr=0.1"], "agent.lrr is not a setting of DQNAgent; valid keys: network, init"),
     "loop key in the agent config": (["+agent.batch_size=64"], "agent.batch_size moved to loop.batch_size"),
     "loop setting missing": (["~loop.batch_size"], "loop.batch_size is not set"),
+    "CUDA graph on the CPU": (["agent.compile=graph", "device=cpu"], "needs device=cuda, got device=cpu"),
+    "unknown compile mode": (["agent.compile=cudagraph"], "valid choices: auto, none, compile, graph"),
 }
 
 
