@@ -3,7 +3,7 @@
 # and pytest-xdist already there), at the versions of constraints.txt, for a GPU machine with no package index.
 # Download them where pip works, carry the folder, and install them there without an index:
 #   bash scripts/dev/offline_wheels.sh [DIR] [PYTHON_VERSION]        # defaults: .whl 3.12
-#   python3 -m pip install -q --no-index --no-deps --target /tmp/site DIR/*.whl && export PYTHONPATH=/tmp/site:$PWD
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site DIR/*.whl && export PYTHONPATH=/tmp/site:$PWD   (printed at the end)
 # then run bash scripts/gpu_check.sh from the repository root.
 set -euo pipefail
 DIR=${1:-.whl}
@@ -24,3 +24,4 @@ done
 # antlr4-python3-runtime (hydra's parser) is published as a source archive only: build its pure-Python wheel here.
 python3 -m pip wheel -q --no-deps -w "$DIR" "$(pin antlr4-python3-runtime)"
 ls -1 "$DIR"; du -sh "$DIR"
+echo "install there: python3 -m pip install -q --no-index --no-deps --target /tmp/site $DIR/*.whl && export PYTHONPATH=/tmp/site:\$PWD"
