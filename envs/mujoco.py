@@ -1,4 +1,5 @@
-"""Continuous-control tasks: gymnasium MuJoCo v5 envs whose dynamics (friction, gravity, mass) change per task."""
+"""Continuous-control tasks: gymnasium MuJoCo v5 envs whose dynamics (friction, gravity, mass) change per task, and
+whose observations may be seen through a fixed offset per task (C-CHAIN's continual gym-control levels)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from core.config import ConfigError, check_positive
 from core.replay import TransitionReplay
 from core.spaces import Spaces
 from envs.sequence import Task, TaskSequence, build_sequence
+from envs.shift import ShiftedView, ViewShift, level_tasks
 from envs.snapshot import SimulatorState
 from envs.suite import EnvSuite
 
@@ -42,9 +44,25 @@ HUMANOID_BENCH_INSTALL = (
 
 @dataclass(frozen=True)
 class MujocoTask(Task):
-    """A MuJoCo task: its model changes too (a task entry's `dynamics`, in the DYNAMICS vocabulary)."""
+    """A MuJoCo task: its model changes too (a task entry's `dynamics`, in the DYNAMICS vocabulary), and its
+    observations may carry a fixed offset (a task entry's `shift: {kind: offset, sigma, seed}`, envs/shift.py)."""
 
     dynamics: Mapping[str, float] = field(default_factory=dict)
+    shift: Mapping[str, Any] = field(default_factory=dict)
+
+
+def view_shift(task: Task) -> ViewShift | None:
+    """The task's observation offset, if it has one; a permutation of grid cells has no meaning for a state vector."""
+    shift = getattr(task, "shift", None)
+    if not shift:
+        return None
+    parsed = ViewShift.parse(shift, task.name)
+    if parsed.kind != "offset":
+        raise ConfigError(
+            f"task {task.name}: a {parsed.kind} shift shuffles the cells of a grid; MuJoCo observations are flat "
+            "state vectors: valid kinds here: offset"
+        )
+    return parsed
 
 
 class MujocoSimulator(SimulatorState):
@@ -200,14 +218,16 @@ def _make_base(task: MujocoTask, max_episode_steps: int | None) -> gym.Env:
 
 
 def make_env(task: MujocoTask, settings: MujocoSettings) -> gym.Env:
-    """One env with the task's dynamics: time limit, actions rescaled to [-1, 1], action repeat; raw rewards."""
+    """One env with the task's dynamics: time limit, actions rescaled to [-1, 1], action repeat, the task's
+    observation offset; raw rewards."""
     env = _make_base(task, settings.max_episode_steps)
     if settings.rescale_action:
         bound = np.ones(env.action_space.shape, dtype=env.action_space.dtype)  # the env's dtype: no precision warning
         env = gym.wrappers.RescaleAction(env, -bound, bound)
     if settings.action_repeat > 1:
         env = ActionRepeat(env, settings.action_repeat)
-    return env
+    shift = view_shift(task)
+    return ShiftedView(env, shift) if shift else env
 
 
 def make_vector_env(task: MujocoTask, settings: MujocoSettings, num_envs: int) -> gym.vector.VectorEnv:
@@ -221,15 +241,19 @@ class MujocoSuite(EnvSuite):
     kind = "mujoco"
     agent_family = "sac"
     settings_type = MujocoSettings
-    config_keys = (*EnvSuite.config_keys, "draws")
+    config_keys = (*EnvSuite.config_keys, "draws", "levels")
     task_type = MujocoTask
     make_env = staticmethod(make_env)
     simulator = MUJOCO_STATE
 
     def build_sequence(self, env_cfg: Mapping[str, Any]) -> TaskSequence:
-        """The listed tasks, each copied once per seeded dynamics draw when `env.draws` is given."""
+        """The listed tasks, or the N offset levels of one task that `env.levels` describes (not both), each copied
+        once per seeded dynamics draw when `env.draws` is given."""
+        if env_cfg.get("levels") and env_cfg.get("tasks"):
+            raise ConfigError("env.levels generates the task list: give env.levels or env.tasks, not both")
         self.draws = dict(env_cfg["draws"]) if env_cfg.get("draws") else None
-        tasks = draw_tasks(list(env_cfg.get("tasks") or []), self.draws)
+        listed = level_tasks(env_cfg["levels"]) if env_cfg.get("levels") else list(env_cfg.get("tasks") or [])
+        tasks = draw_tasks(listed, self.draws)
         return build_sequence(tasks, env_cfg.get("cycles", 1), MujocoTask)
 
     def spaces(self) -> Spaces:
@@ -237,6 +261,7 @@ class MujocoSuite(EnvSuite):
         shapes = {}
         for task in self.sequence.distinct_tasks:
             check_dynamics(task.name, task.dynamics)
+            view_shift(task)
             env = _checked_base(task, self.settings)
             obs_space, act_space = env.observation_space, env.action_space
             env.close()
@@ -270,7 +295,8 @@ class MujocoSuite(EnvSuite):
         env = make_env(task, self.settings)
         in_force = dynamics_in_force(env, task.dynamics)
         env.close()
-        return {**super().switch_values(task, envs), **{f"task/{k}": v for k, v in in_force.items()}}
+        shift = {f"task/shift_{key}": value for key, value in task.shift.items()}
+        return {**super().switch_values(task, envs), **{f"task/{k}": v for k, v in in_force.items()}, **shift}
 
     def family_record(self) -> dict[str, Any]:
         """Every setting, make-kwarg and dynamics value in force, per task, and the draw settings."""
@@ -284,6 +310,7 @@ class MujocoSuite(EnvSuite):
                     "make_kwargs": dict(env.spec.kwargs) if env.spec else dict(task.kwargs),
                     "dynamics_requested": dict(task.dynamics),
                     "dynamics_in_force": dynamics_in_force(env, task.dynamics),
+                    "shift": dict(task.shift) or None,
                     "obs_shape": list(env.observation_space.shape),
                     "action_shape": list(env.action_space.shape),
                     "env_action_low": env.unwrapped.action_space.low.tolist(),  # before rescaling to [-1, 1]

@@ -11,7 +11,8 @@ comparison sees the same levels):
   Permuted-MNIST idea of Dohare et al., Nature 2024, on a grid game). Observations keep their dtype.
 
 A task's `shift` is applied inside its env (ShiftedView), so training, evaluation, the replay buffer, plasticity
-probes and checkpoints all see the view of the task that produced an observation. `level_tasks` expands a
+probes and checkpoints all see the view of the task that produced an observation. MinAtar tasks take both kinds,
+MuJoCo tasks an offset of their state vector (envs/mujoco.py). `level_tasks` expands a
 `levels` block (one game, N levels, steps per level, kind, sigma) into the task list of an N-level sequence.
 """
 
@@ -60,7 +61,8 @@ class ViewShift:
         return "float32" if self.kind == "offset" else "uint8"
 
     def transform(self, obs_shape: tuple[int, ...]):
-        """The view as a function of one observation (channel-first: C, H, W), its draw made once here."""
+        """The view as a function of one observation (a state vector, or channel-first C, H, W for a permutation),
+        its draw made once here."""
         rng = np.random.default_rng(self.seed)
         if self.kind == "offset":
             offset = (self.sigma * rng.standard_normal(obs_shape)).astype(np.float32)

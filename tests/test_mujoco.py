@@ -11,7 +11,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-from conftest import compose_cfg, run_train
+from conftest import SAC_TINY, compose_cfg, run_train
 
 from core.config import ConfigError
 from core.replay import TransitionReplay
@@ -310,3 +310,61 @@ def test_slippery_ant_command_produces_run_directory(tmp_path):
     assert {"plasticity/actor/dormant_0.1/fc1", "plasticity/critic/srank/q2.fc2"} <= {
         key for row in rows if row["event"] == "plasticity" for key in row
     }
+
+
+# --- observation offsets (C-CHAIN's continual gym-control levels) -------------------------------------------------
+
+
+def steps_of(env: gym.Env, steps: int = 80, seed: int = 0) -> list[tuple]:
+    """(obs, reward, terminated, truncated) under a fixed random action sequence, resetting at episode ends."""
+    obs, _ = env.reset(seed=seed)
+    rng, out = np.random.default_rng(seed), [(obs, 0.0, False, False)]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        out.append((obs, reward, terminated, truncated))
+        if terminated or truncated:
+            obs, _ = env.reset(seed=seed + 1)
+            out.append((obs, 0.0, False, False))
+    return out
+
+
+def test_an_observation_offset_is_the_seeded_draw_added_to_every_state_and_nothing_else_changes():
+    settings = MujocoSettings(max_episode_steps=30)  # episode ends inside the rollout
+    shift = {"kind": "offset", "sigma": 2.0, "seed": 3}
+    plain = steps_of(make_env(task(), settings))
+    shifted = steps_of(make_env(task(shift=shift), settings))
+    expected = (2.0 * np.random.default_rng(3).standard_normal(17)).astype(np.float32)  # the oracle: the draw itself
+    for (obs, *rest), (view, *view_rest) in zip(plain, shifted, strict=True):
+        assert view.dtype == np.float32
+        np.testing.assert_allclose(view - obs.astype(np.float32), expected, atol=1e-5)
+        assert view_rest == rest  # rewards, terminations and truncations are the env's own
+    assert task(shift=shift).name == "HalfCheetah-offset2-s3"
+
+
+def test_offset_levels_of_a_mujoco_task_are_recorded_and_a_permutation_is_refused():
+    levels = {"env_id": "HalfCheetah-v5", "count": 3, "steps": 100, "kind": "offset", "sigma": 1.0, "seed": 5}
+    suite = MujocoSuite({"levels": levels})
+    visits = suite.sequence.visits
+    assert [t.name for t in visits] == [f"HalfCheetah-offset1-s{5 + i}" for i in range(3)]
+    assert suite.spaces().obs_shape == (17,)
+    assert [t["shift"]["seed"] for t in suite.record()["tasks"]] == [5, 6, 7]
+    assert suite.switch_values(visits[1], None)["task/shift_seed"] == 6
+    with pytest.raises(ConfigError, match="MuJoCo observations are flat state vectors: valid kinds here: offset"):
+        MujocoSuite({"levels": {**levels, "kind": "permute"}}).spaces()
+    with pytest.raises(ConfigError, match="give env.levels or env.tasks, not both"):
+        MujocoSuite({"levels": levels, "tasks": [{"env_id": "HalfCheetah-v5", "steps": 9}]})
+
+
+@pytest.mark.slow
+def test_sac_trains_through_offset_levels_with_a_reset_at_each(tmp_path):
+    levels = "{env_id: HalfCheetah-v5, count: 2, steps: 150, kind: offset, sigma: 1.0, seed: 4}"
+    tiny = [arg for arg in SAC_TINY if not arg.startswith("env.tasks")]
+    result = run_train(*tiny, "env.tasks=null", f"+env.levels={levels}", "+reset=full", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    switches = [r for r in rows if r["event"] == "switch"]
+    assert [(r["task"], r["task/shift_seed"], r["task/shift_sigma"]) for r in switches] == [
+        ("HalfCheetah-offset1-s4", 4, 1.0),
+        ("HalfCheetah-offset1-s5", 5, 1.0),
+    ]
+    assert [r["step"] for r in rows if r["event"] == "reset"] == [150] and rows[-1]["event"] == "end"
