@@ -12,21 +12,22 @@ MINUTES=${MINUTES:-0}
 OUT=${OUT:-gpu_check}
 UPDATES=${UPDATES:-200}
 REPEATS=${REPEATS:-3}
+PY=${PYTHON:-$(command -v python || command -v python3)}  # some CUDA images have python3 only
 mkdir -p "$OUT"
-python -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; print(torch.cuda.get_device_name(0))" \
+"$PY" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; print(torch.cuda.get_device_name(0))" \
   | tee "$OUT/device.txt" || { echo "gpu_check: no CUDA device"; exit 1; }
 git rev-parse --short HEAD > "$OUT/commit.txt" 2>/dev/null || echo unknown > "$OUT/commit.txt"
 # The tests in parallel where pytest-xdist is installed.
-parallel=$(python -c "import xdist" 2>/dev/null && echo "-n 5" || true)
-python -m pytest -q -m gpu tests/test_gpu.py ${parallel} > "$OUT/tests.txt" 2>&1; tests=$?
-python scripts/bench/bench_learner.py --cuda-only --updates "$UPDATES" --repeats "$REPEATS" \
+parallel=$("$PY" -c "import xdist" 2>/dev/null && echo "-n 5" || true)
+"$PY" -m pytest -q -m gpu tests/test_gpu.py ${parallel} > "$OUT/tests.txt" 2>&1; tests=$?
+"$PY" scripts/bench/bench_learner.py --cuda-only --updates "$UPDATES" --repeats "$REPEATS" \
   --e2e-modes none graph --e2e-repeats 2 --e2e-steps 1500 > "$OUT/bench_learner.txt" 2>&1; bench=$?
 run="skipped (MINUTES=0)"; sps=""
 if [ "$MINUTES" -gt 0 ]; then
-  timeout -s TERM $((MINUTES * 60)) python -m fire_rl.train +experiment=paper_dqn "env.tasks.0.env_id=${GAME}" \
+  timeout -s TERM $((MINUTES * 60)) "$PY" -m fire_rl.train +experiment=paper_dqn "env.tasks.0.env_id=${GAME}" \
     +reset=fire device=cuda logger.wandb_mode=disabled logger.progress_bar=false "hydra.run.dir=${OUT}/paper_dqn" \
     > "$OUT/paper_dqn.txt" 2>&1; run="exit $?"
-  sps=$(python - "$OUT/paper_dqn/metrics.jsonl" <<'PY'
+  sps=$("$PY" - "$OUT/paper_dqn/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 train = [r for r in rows if r["event"] == "train"]
