@@ -15,7 +15,7 @@ from agents.compiled import compile_mode, maybe_compile
 from agents.graphed import UpdateCapture, optimizer_tensors
 from agents.networks import ARCHITECTURES, QNetwork
 from agents.protocol import Regularizer, ResetDefaults
-from agents.shared import match_injection, seeded_init, to_device
+from agents.shared import match_capturable, match_injection, seeded_init, to_device
 from core.config import ConfigError, check_choice, check_positive
 from core.spaces import Spaces
 from core.steps import crossed
@@ -322,6 +322,7 @@ class DQNAgent:
         self.target.load_state_dict(state["target"])
         self.theta0 = to_device(state["theta0"], self.device)  # checkpoints load onto the CPU
         self.optimizer.load_state_dict(state["optimizer"])
+        match_capturable(self.optimizer, self.compile == "graph")
         self.last_target_sync = state["last_target_sync"]
         self.rng.bit_generator.state = state["rng"]
         self.capture.invalidate("checkpoint loaded")  # optimizer and theta0 tensors are new objects

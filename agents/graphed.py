@@ -9,6 +9,10 @@ is captured) and the agent drops the capture whenever that state may have moved:
 structure (plasticity injection, a rebuilt optimizer, a checkpoint load, a new regulariser) and by comparing the
 fingerprint after every reset (`refresh`). The next update then warms up and captures anew.
 
+The fingerprint sees tensors only: a Python number the step reads (an optimizer's learning rate, SAC's tau, a
+regulariser's coefficient) is fixed into the graph when it is captured, so whatever changes one must call
+`invalidate` (nothing does today).
+
 The same bookkeeping runs in every mode, so the CPU test (tests/test_capture_guard.py) checks with the real resets
 that every state tensor is either written in place or the capture dropped; only the capture itself needs CUDA.
 """
@@ -45,6 +49,7 @@ class UpdateCapture:
         if graphed and not torch.cuda.is_available():
             raise RuntimeError("UpdateCapture(graphed=True) needs CUDA")
         self.step, self.state, self.graphed, self.warmup = step, state, graphed, warmup
+        self.side: torch.cuda.Stream | None = None  # the warm-up stream, made once on the inputs' device
         self.generation = 0
         self.reasons: list[str] = []  # why each capture was dropped, in order (kept short: one per reset at most)
         self._clear()
@@ -68,7 +73,8 @@ class UpdateCapture:
                 self.fingerprint = state_fingerprint(self.state())
             return outputs
         if self.graph is None:
-            return self._warm_up_or_capture(inputs)
+            with torch.cuda.device(next(iter(inputs.values())).device):
+                return self._warm_up_or_capture(inputs)
         for key, value in inputs.items():
             self.static_in[key].copy_(value, non_blocking=True)
         self.graph.replay()
@@ -82,18 +88,25 @@ class UpdateCapture:
         else:
             for key, value in inputs.items():
                 self.static_in[key].copy_(value)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
         if self.eager_updates < self.warmup:
-            with torch.cuda.stream(side):
+            self.side = self.side or torch.cuda.Stream()
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
                 outputs = self.step(self.static_in)
-            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.current_stream().wait_stream(self.side)
             self.eager_updates += 1
             return outputs
-        torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):  # recorded, not run: the replay below performs this update
-            self.static_out = self.step(self.static_in)
+        try:
+            with torch.cuda.graph(graph):  # recorded, not run: the replay below performs this update
+                self.static_out = self.step(self.static_in)
+        except Exception as err:
+            # A failing step inside the capture also fails the capture's end; the step's own error is the cause.
+            cause = err.__context__ if err.__context__ is not None else err
+            self._clear()
+            raise RuntimeError(
+                f"agent.compile=graph: the update could not be captured as a CUDA graph: {cause}"
+            ) from err
         self.graph = graph
         self.fingerprint = state_fingerprint(self.state())
         graph.replay()

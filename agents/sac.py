@@ -20,7 +20,7 @@ from torch import nn
 from agents.compiled import compile_mode, maybe_compile
 from agents.graphed import UpdateCapture, optimizer_tensors
 from agents.protocol import Regularizer, ResetDefaults
-from agents.shared import clear_optimizer_state, match_injection, seeded_init, to_device
+from agents.shared import clear_optimizer_state, match_capturable, match_injection, seeded_init, to_device
 from agents.simba import MLPEncoder, RunningNorm, SimbaEncoder, orthogonal_linear
 from core.config import ConfigError, check_choice, check_positive
 from core.spaces import Spaces
@@ -64,7 +64,8 @@ class Actor(nn.Module):
     def squash(mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tanh of a reparameterised draw from N(mean, exp(log_std)), and its log-probability."""
         u = mean + log_std.exp() * torch.randn_like(mean)
-        log_prob = torch.distributions.Normal(mean, log_std.exp()).log_prob(u)
+        # validate_args=False: the check reads a value back to the host, which a CUDA-graph capture forbids.
+        log_prob = torch.distributions.Normal(mean, log_std.exp(), validate_args=False).log_prob(u)
         # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), stable for large |u|
         log_prob = log_prob - 2 * (math.log(2) - u - F.softplus(-2 * u))
         return torch.tanh(u), log_prob.sum(-1)
@@ -445,6 +446,7 @@ class SACAgent:
         self.theta0 = to_device(state["theta0"], self.device)  # checkpoints load onto the CPU
         for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
+            match_capturable(opt, self.compile == "graph")
         self.rng.bit_generator.state = state["rng"]
         self.capture.invalidate("checkpoint loaded")  # optimizer and theta0 tensors are new objects
 

@@ -50,3 +50,16 @@ def clear_optimizer_state(optimizer: torch.optim.Optimizer, params=None) -> None
             for value in optimizer.state[param].values():
                 if isinstance(value, torch.Tensor):
                     value.zero_()
+
+
+def match_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
+    """After loading an optimizer's state: its `capturable` setting as this run's mode needs it, whatever mode wrote
+    the checkpoint (load_state_dict takes the saved param_groups, flag included), and each step count where that
+    setting keeps it: on the parameter's device when capturable (a CUDA graph updates it there), else on the CPU."""
+    for group in optimizer.param_groups:
+        if "capturable" in group:
+            group["capturable"] = capturable
+    for param, state in optimizer.state.items():
+        step = state.get("step")
+        if isinstance(step, torch.Tensor):
+            state["step"] = step.to(param.device if capturable else "cpu", torch.float32)

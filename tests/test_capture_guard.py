@@ -233,3 +233,20 @@ def test_graph_is_refused_without_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="needs CUDA"):
             UpdateCapture(lambda inputs: inputs, lambda: [], graphed=True)
+
+
+def test_a_checkpoint_of_a_graphed_run_loads_into_an_eager_one():
+    """A graphed run's optimizer is capturable; its checkpoint resumed eagerly on a CPU must step there. Loading
+    takes the saved param_groups, flag included, which the CPU refuses; the agent sets the flag to its own mode."""
+    agent, rng = trained("dqn")
+    state = agent.state_dict()
+    for group in state["optimizer"]["param_groups"]:
+        group["capturable"] = True  # as agent.compile=graph writes it
+    raw = dqn_agent()
+    raw.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+    with pytest.raises(AssertionError, match="capturable=True"):
+        raw.update(batch_for(raw, rng), 0)
+    resumed = dqn_agent()
+    resumed.load_state_dict(state)
+    assert resumed.optimizer.param_groups[0]["capturable"] is False
+    resumed.update(batch_for(resumed, rng), 3)

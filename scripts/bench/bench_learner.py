@@ -1,9 +1,9 @@
 """Learner speed, same run, printed as ratios to eager: updates/s of DQN (Nature CNN, batch 32) and SAC (MLP and
 SimBa presets, batch 256) under `agent.compile` none (eager), compile and, on CUDA, graph (the whole update as a
-replayed CUDA graph), DQN also eager with channels_last and, on CUDA, graphed with fused Adam and with
-`cudnn.benchmark`; then end-to-end agent steps/s of `+experiment=paper_dqn` and `+experiment=paper_sac` (Humanoid)
-after their warm-ups, per compile mode. Every rate is measured `--repeats` times, modes interleaved, and printed as
-the median with the range (min-max) over the repeats.
+replayed CUDA graph), DQN also eager with channels_last and, on CUDA, graphed with fused Adam; then end-to-end
+agent steps/s of `+experiment=paper_dqn` and `+experiment=paper_sac` (Humanoid) after their warm-ups, per compile
+mode. Every rate is measured `--repeats` times, modes interleaved, and printed as the median with the range
+(min-max) over the repeats. `--cudnn-benchmark` turns cuDNN autotuning on for a whole second run to compare.
 
     python scripts/bench/bench_learner.py --updates 200 --repeats 3 --e2e-steps 2000
     python scripts/bench/bench_learner.py --skip-e2e            # learners only
@@ -127,19 +127,10 @@ def learners(device: str, updates: int, repeats: int) -> list[str]:
     spaces = Spaces.discrete_actions((4, 84, 84), 18)
     dqn_agents = {mode: DQNAgent(spaces, device, learning_starts=0, compile=mode) for mode in modes(device)}
     dqn_agents["channels_last"] = channels_last(DQNAgent(spaces, device, learning_starts=0, compile="none"))
-    if device == "cuda":  # the small levers, each kept only if it measures faster
+    if device == "cuda":  # a small lever, kept only if it measures faster
         dqn_agents["graph+fused_adam"] = fused_adam(DQNAgent(spaces, device, learning_starts=0, compile="graph"))
-        dqn_agents["graph+cudnn_benchmark"] = DQNAgent(spaces, device, learning_starts=0, compile="graph")
     batch = dqn_batch(device)
-
-    def dqn(variant: str) -> float:
-        torch.backends.cudnn.benchmark = variant.endswith("cudnn_benchmark")
-        try:
-            return rate(dqn_agents[variant], batch, updates, device)
-        finally:
-            torch.backends.cudnn.benchmark = False
-
-    rates = repeated(dqn, list(dqn_agents), repeats)
+    rates = repeated(lambda variant: rate(dqn_agents[variant], batch, updates, device), list(dqn_agents), repeats)
     lines = [ratio_line(f"{device}: DQN Nature CNN", rates, "updates/s")]
     spaces, batch = Spaces.box_actions((17,), (6,)), sac_batch(device)
     for name, options in SAC_PRESETS.items():
@@ -194,7 +185,14 @@ def main() -> None:
     parser.add_argument("--e2e-repeats", type=int, help="rounds end to end (default: --repeats)")
     parser.add_argument("--skip-e2e", action="store_true", help="learner rates only")
     parser.add_argument("--cuda-only", action="store_true", help="skip the CPU learners (a GPU check's time is short)")
+    parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="torch.backends.cudnn.benchmark for the whole run (cuDNN caches its choice per shape in a process, so "
+        "it is compared by running the script twice, not as a variant beside the others)",
+    )
     args = parser.parse_args()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), devices: {', '.join(devices)}")
     for device in devices[-1:] if args.cuda_only else devices:
