@@ -796,3 +796,20 @@ def test_runs_table_leaves_the_matplotlib_backend_alone():
     code = "import sys; from fire_rl.compare import runs_table; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_folder_inside_a_packed_file_reads_as_that_folder_of_run_directories(branched_sweep, tmp_path):
+    """`runs.jsonl.gz/seed0/fire` picks the runs packed under that folder, as `<sweep>/seed0/fire` picks the run
+    directories there; the report goes beside the file, under compare/<folder>; a folder holding nothing is named."""
+    packed = tmp_path / "runs.jsonl.gz"
+    pack_main([str(branched_sweep), str(packed)])
+    from_dirs, _ = load_runs([branched_sweep / "seed0" / "fire"], "reset.name")
+    from_pack, _ = load_runs([packed / "seed0" / "fire"], "reset.name")
+    assert [r.path.removeprefix(str(packed.resolve())) for r in from_pack] == ["/seed0/fire"]
+    assert [r.rows for r in from_pack] == [without_episode_time(r.rows) for r in from_dirs]
+    assert from_pack[0].prefix and from_pack[0].prefix == without_episode_time(from_dirs[0].prefix)  # its stage 1
+    run_compare(packed / "seed0", "--reps", "20")
+    assert (tmp_path / "compare" / "seed0" / "summary.csv").is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        run_compare(packed / "seed9")
+    assert "holds no run under seed9; its top folders: seed0" in str(exit_info.value.code)

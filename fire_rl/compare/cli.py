@@ -17,6 +17,7 @@ from fire_rl.compare.runs import (
     group_runs,
     load_runs,
     order_groups,
+    pack_of,
     reference_curves,
     wandb_runs,
 )
@@ -30,7 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "dirs", nargs="+", type=Path, help="run directories, Hydra sweep folders, their parents, or packed runs files"
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: <first DIR, or its folder>/compare)")
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default: <first DIR>/compare; beside a packed file: compare/<folder>)"
+    )
     parser.add_argument("--group-by", default=DEFAULT_GROUP_BY, help="dotted config key (default: reset.name)")
     parser.add_argument("--baseline", help="group for probability of improvement (default: none, if present)")
     parser.add_argument("--gap-to", metavar="GROUP", help="also tabulate every group's return gap to GROUP (gap.csv)")
@@ -80,7 +83,8 @@ def compare(args: argparse.Namespace) -> Path:
     except RuntimeError as err:
         raise CompareError(str(err)) from err
     first = args.dirs[0]
-    out = args.out or (first.parent if first.is_file() else first) / "compare"
+    pack = pack_of(first)  # a packed file (or a folder inside one): the report goes beside the file
+    out = args.out or (first / "compare" if pack is None else pack[0].parent / "compare" / pack[1])
     out.mkdir(parents=True, exist_ok=True)
     return write_outputs(out, groups, baseline, references, notes, args)
 

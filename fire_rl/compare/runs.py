@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -187,11 +187,39 @@ def walk_run_dirs(roots: list[Path]) -> tuple[list[Path], list[str]]:
     return sorted(found), notes
 
 
+def pack_of(root: Path) -> tuple[Path, PurePosixPath] | None:
+    """(packed file, folder inside it) for a root such as `runs.jsonl.gz/cycle/seed1`: the runs a packed file
+    holds under that folder, as a folder of run directories would; None when the root is no such path."""
+    if root.exists():
+        return (root, PurePosixPath(".")) if root.is_file() else None
+    for parent in root.parents:
+        if parent.is_file():
+            return parent, PurePosixPath(root.relative_to(parent).as_posix())
+    return None
+
+
+def packed_runs_under(file: Path, inside: PurePosixPath) -> list[PackedRun]:
+    """The runs of a packed file under a folder inside it ('.': all of them); CompareError naming the folders it
+    holds when none is there."""
+    runs = read_pack(file)
+    if inside == PurePosixPath("."):
+        return runs
+    base = file.resolve()
+    inner = {id(r): PurePosixPath(r.path.relative_to(base).as_posix()) for r in runs}
+    chosen = [r for r in runs if inside == inner[id(r)] or inside in inner[id(r)].parents]
+    if not chosen:
+        tops = sorted({path.parts[0] for path in inner.values()})
+        raise CompareError(f"{file} holds no run under {inside}; its top folders: {', '.join(tops)}")
+    return chosen
+
+
 def find_runs(roots: list[Path]) -> tuple[list[Path | PackedRun], list[str]]:
-    """Every run under the roots, folders and packed runs files alike, in path order, plus skip notes."""
-    files = [r for r in roots if r.is_file()]
-    found, notes = walk_run_dirs([r for r in roots if not r.is_file()])
-    runs = sorted([*found, *(run for file in files for run in read_pack(file))], key=source_path)
+    """Every run under the roots, folders and packed runs files (or folders inside one) alike, in path order,
+    plus skip notes."""
+    packs = [pack for pack in map(pack_of, roots) if pack is not None]
+    found, notes = walk_run_dirs([r for r in roots if pack_of(r) is None])
+    packed = [run for file, inside in packs for run in packed_runs_under(file, inside)]
+    runs = sorted([*found, *packed], key=source_path)
     if not runs:
         raise CompareError(no_runs(roots))
     return runs, notes
@@ -338,7 +366,9 @@ def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[s
     """Discover and read every run under the roots (folders and packed runs files); unusable runs become notes, not
     errors."""
     sources, notes = find_runs(roots)
-    packed = {s.path: s for s in sources if isinstance(s, PackedRun)}
+    # Every run of each packed file read, not only those chosen: a branch chosen from a folder inside the file finds
+    # its stage 1 beside that folder.
+    packed = {r.path: r for file in {p[0] for p in map(pack_of, roots) if p} for r in read_pack(file)}
     runs = []
     for source in sources:
         try:
