@@ -198,10 +198,9 @@ def pack_of(root: Path) -> tuple[Path, PurePosixPath] | None:
     return None
 
 
-def packed_runs_under(file: Path, inside: PurePosixPath) -> list[PackedRun]:
-    """The runs of a packed file under a folder inside it ('.': all of them); CompareError naming the folders it
-    holds when none is there."""
-    runs = read_pack(file)
+def packed_runs_under(runs: list[PackedRun], file: Path, inside: PurePosixPath) -> list[PackedRun]:
+    """The runs of a packed file (`runs`, read from `file`) under a folder inside it ('.': all of them);
+    CompareError naming the folders it holds when none is there."""
     if inside == PurePosixPath("."):
         return runs
     base = file.resolve()
@@ -213,16 +212,19 @@ def packed_runs_under(file: Path, inside: PurePosixPath) -> list[PackedRun]:
     return chosen
 
 
-def find_runs(roots: list[Path]) -> tuple[list[Path | PackedRun], list[str]]:
-    """Every run under the roots, folders and packed runs files (or folders inside one) alike, in path order,
-    plus skip notes."""
-    packs = [pack for pack in map(pack_of, roots) if pack is not None]
-    found, notes = walk_run_dirs([r for r in roots if pack_of(r) is None])
-    packed = [run for file, inside in packs for run in packed_runs_under(file, inside)]
-    runs = sorted([*found, *packed], key=source_path)
+def find_runs(roots: list[Path]) -> tuple[list[Path | PackedRun], list[str], dict[Path, PackedRun]]:
+    """Every run under the roots, folders and packed runs files (or folders inside one) alike, in path order, plus
+    skip notes and every run of each packed file read (a branch chosen from a folder finds its stage 1 there)."""
+    packs = {root: pack_of(root) for root in roots}
+    found, notes = walk_run_dirs([root for root, pack in packs.items() if pack is None])
+    whole = {file: read_pack(file) for file, _ in filter(None, packs.values())}  # each file read once
+    chosen = [
+        run for file, inside in filter(None, packs.values()) for run in packed_runs_under(whole[file], file, inside)
+    ]
+    runs = sorted([*found, *chosen], key=source_path)
     if not runs:
         raise CompareError(no_runs(roots))
-    return runs, notes
+    return runs, notes, {run.path: run for file_runs in whole.values() for run in file_runs}
 
 
 def source_path(source: Path | PackedRun) -> Path:
@@ -365,10 +367,7 @@ def branch_prefix(
 def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[str]]:
     """Discover and read every run under the roots (folders and packed runs files); unusable runs become notes, not
     errors."""
-    sources, notes = find_runs(roots)
-    # Every run of each packed file read, not only those chosen: a branch chosen from a folder inside the file finds
-    # its stage 1 beside that folder.
-    packed = {r.path: r for file in {p[0] for p in map(pack_of, roots) if p} for r in read_pack(file)}
+    sources, notes, packed = find_runs(roots)
     runs = []
     for source in sources:
         try:
