@@ -109,3 +109,16 @@ def test_every_documented_script_and_module_exists():
 def test_the_docs_hold_the_commands_people_run():
     commands = " ".join(c for _, c in train_commands())
     assert len(train_commands()) >= 20 and "+reset=fire" in commands and "+experiment=minatar_midpoint" in commands
+
+
+def test_the_readme_figure_draws_from_the_committed_results(tmp_path):
+    """scripts/regimes_figure.py reads every packed result it names (a renamed or repacked result breaks it here)."""
+    spec = importlib.util.spec_from_file_location("regimes_figure", REPO / "scripts" / "regimes_figure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "regimes.png"
+    module.main(["--out", str(out), "--reps", "20"])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all(source.parent.exists() or source.exists() for _, source, _ in module.PANELS)
+    with pytest.raises(SystemExit, match=r"no runs of \['fire'\]; it holds \['full', 'none'\]"):
+        module.draw_panel(None, "t", module.PANELS[3][1], ["none", "fire"], 20)
