@@ -291,7 +291,12 @@ def read_env_record(run_dir: Path) -> dict | None:
 StageOneRows = Callable[[Path], list | None]  # a stage-1 run's folder -> its metrics rows, None when there is none
 
 
-def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
+def rows_on_disk(stage1: Path) -> list | None:
+    """The metrics rows of a run directory, None when it has no metrics file."""
+    return read_rows_checked(stage1)[0] if (stage1 / METRICS_FILE).exists() else None
+
+
+def load_run(run_dir: Path, group_by: str, stage_one_rows: StageOneRows = rows_on_disk) -> tuple[RunRecord, list[str]]:
     """Read one run directory; returns the record and notes about lines skipped in its metrics file."""
     try:
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
@@ -299,18 +304,41 @@ def load_run(run_dir: Path, group_by: str) -> tuple[RunRecord, list[str]]:
         raise SkipRun(f"{run_dir}: config.yaml unreadable ({err}); skipped") from err
     skip_stage_one(run_dir, config)
     rows, problems = read_rows_checked(run_dir)
-    return read_record(run_dir, config, read_env_record(run_dir), rows, problems, group_by, rows_on_disk)
+    return read_record(run_dir, config, read_env_record(run_dir), rows, problems, group_by, stage_one_rows)
 
 
-def load_packed(run: PackedRun, group_by: str, packed: dict[Path, PackedRun]) -> tuple[RunRecord, list[str]]:
-    """Read one run of a packed file as load_run reads a directory; a branch finds its stage 1 among `packed` (the
-    runs of every packed file read), else on disk."""
+def load_packed(run: PackedRun, group_by: str, stage_one_rows: StageOneRows) -> tuple[RunRecord, list[str]]:
+    """Read one run of a packed file as load_run reads a directory."""
     skip_stage_one(run.path, run.config)
-
-    def stage_one_rows(stage1: Path) -> list | None:
-        return packed[stage1].rows if stage1 in packed else rows_on_disk(stage1)
-
     return read_record(run.path, run.config, run.env, run.rows, run.problems, group_by, stage_one_rows)
+
+
+class StageOnes:
+    """A branch's stage-1 rows by the stage-1 run's path: a run of a packed file already read, else a run directory
+    on disk, else a run of a packed file on disk that no root named, read once when a branch first points into it
+    (the branch points a result keeps beside its packed runs: kept_stage_one)."""
+
+    def __init__(self, packed: dict[Path, PackedRun]):
+        self.packed = dict(packed)
+        self.files_read: set[Path] = set()
+
+    def __call__(self, stage1: Path) -> list | None:
+        run = self.packed.get(stage1.resolve())
+        if run is None and self.read_pack_holding(stage1):
+            run = self.packed.get(stage1.resolve())
+        return run.rows if run is not None else rows_on_disk(stage1)
+
+    def read_pack_holding(self, stage1: Path) -> bool:
+        """Read the packed file `stage1` lies inside, if any and not read yet; True when runs were added."""
+        pack = pack_of(stage1)
+        if pack is None or pack[1] == PurePosixPath(".") or pack[0].resolve() in self.files_read:
+            return False
+        self.files_read.add(pack[0].resolve())
+        try:
+            self.packed.update({r.path: r for r in read_pack(pack[0])})
+        except CompareError:
+            return False
+        return True
 
 
 def skip_stage_one(path: Path, config: dict) -> None:
@@ -339,9 +367,18 @@ def read_record(
     return record, notes
 
 
-def rows_on_disk(stage1: Path) -> list | None:
-    """The metrics rows of a run directory, None when it has no metrics file."""
-    return read_rows_checked(stage1)[0] if (stage1 / METRICS_FILE).exists() else None
+KEPT_RESULT_RUNS = "runs.jsonl.gz"  # a result's packed runs, beside the branch points it keeps (docs/protocols.md)
+
+
+def kept_stage_one(checkpoint: Path) -> Path | None:
+    """The stage-1 run of a branch point kept with a result, <result>/stage1/<seed folder>/step_N: the run
+    <result>/runs.jsonl.gz/<seed folder>/stage1 of the result's packed runs; None for a checkpoint in a run folder
+    (<run>/checkpoints/step_N) or any other path."""
+    parts = checkpoint.parts
+    if len(parts) < 2 or parts[-2] == "checkpoints" or "stage1" not in parts[:-1]:
+        return None
+    at = len(parts) - 2 - parts[-2::-1].index("stage1")
+    return Path(*parts[:at], KEPT_RESULT_RUNS, *parts[at + 1 : -1], "stage1")
 
 
 def branch_prefix(
@@ -354,7 +391,8 @@ def branch_prefix(
     step = int(checkpoint.name.split("_")[-1]) if checkpoint.name.startswith("step_") else None
     tails = [Path(*checkpoint.parts[i:]) for i in range(len(checkpoint.parts) - 2)]
     candidates = dict.fromkeys([checkpoint, *(a / tail for tail in tails for a in run_dir.parents)])  # once each
-    found = (stage_one_rows(c.parent.parent) for c in candidates) if step is not None else iter(())
+    stage_ones = [c.parent.parent for c in candidates] + [kept for kept in [kept_stage_one(checkpoint)] if kept]
+    found = (stage_one_rows(s) for s in stage_ones) if step is not None else iter(())
     rows = next((r for r in found if r is not None), None)
     if rows is None:
         return (
@@ -368,13 +406,14 @@ def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[s
     """Discover and read every run under the roots (folders and packed runs files); unusable runs become notes, not
     errors."""
     sources, notes, packed = find_runs(roots)
+    stage_ones = StageOnes(packed)
     runs = []
     for source in sources:
         try:
             if isinstance(source, PackedRun):
-                run, problems = load_packed(source, group_by, packed)
+                run, problems = load_packed(source, group_by, stage_ones)
             else:
-                run, problems = load_run(source, group_by)
+                run, problems = load_run(source, group_by, stage_ones)
         except SkipRun as skip:
             notes.append(str(skip))
             continue
