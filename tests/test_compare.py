@@ -815,25 +815,29 @@ def test_a_folder_inside_a_packed_file_reads_as_that_folder_of_run_directories(b
     assert "holds no run under seed9; its top folders: seed0" in str(exit_info.value.code)
 
 
-def test_a_new_branch_from_a_kept_branch_point_draws_the_result_stage_one(branched_sweep, tmp_path):
+def test_a_new_branch_from_a_kept_branch_point_draws_the_result_stage_one(branched_sweep, tmp_path, monkeypatch):
     """A result keeps its branch points as <result>/stage1/seed0/step_N beside its packed runs (docs/protocols.md);
     a new method branched from one finds its stage-1 rows in <result>/runs.jsonl.gz, whether or not compare was
-    given that file, and nothing else is mistaken for such a point."""
+    given that file and from whichever folder compare runs (branch_from recorded relative to where training ran);
+    an unreadable packed file there is named; nothing else is mistaken for such a point."""
     from fire_rl.compare.runs import kept_stage_one
 
     result = tmp_path / "result"
     (result / "stage1" / "seed0" / "step_000000000100").mkdir(parents=True)
     pack_main([str(branched_sweep), str(result / "runs.jsonl.gz")])
     new = write_run(tmp_path / "new" / "seed0" / "dash", "dash", 0, {150: {"Asterix": 5.0}}, ("Asterix",), steps=200)
-    add_rows(new, [], branch_from=str(result / "stage1" / "seed0" / "step_000000000100"))
-    for roots in ([tmp_path / "new"], [result / "runs.jsonl.gz", tmp_path / "new"]):
+    add_rows(new, [], branch_from="result/stage1/seed0/step_000000000100")  # as typed in tmp_path
+    for cwd, roots in ((tmp_path, [tmp_path / "new"]), (branched_sweep, [result / "runs.jsonl.gz", tmp_path / "new"])):
+        monkeypatch.chdir(cwd)
         runs, notes = load_runs(roots, "reset.name")
         (dash,) = [r for r in runs if r.group == "dash"]
-        assert [(r["step"], r.get("eval/Asterix/return")) for r in dash.prefix if r["event"] == "eval"] == [
-            (50, 1.0),
-            (100, 2.0),
-        ]
+        prefix = [(r["step"], r.get("eval/Asterix/return")) for r in dash.prefix if r["event"] == "eval"]
+        assert prefix == [(50, 1.0), (100, 2.0)], cwd
         assert not [n for n in notes if "was not found" in n]
+    (result / "runs.jsonl.gz").write_bytes(b"not gzip")
+    _, notes = load_runs([tmp_path / "new"], "reset.name")
+    assert any("was not read" in n and "runs.jsonl.gz" in n for n in notes)
+    assert any("was not found" in n for n in notes)
     assert kept_stage_one(Path("r/stage1/seed3/step_000000000100")) == Path("r/runs.jsonl.gz/seed3/stage1")
     assert kept_stage_one(Path("out/G/seed0/stage1/checkpoints/step_000000000100")) is None
     assert kept_stage_one(Path("r/seed0/step_000000000100")) is None

@@ -318,9 +318,10 @@ class StageOnes:
     on disk, else a run of a packed file on disk that no root named, read once when a branch first points into it
     (the branch points a result keeps beside its packed runs: kept_stage_one)."""
 
-    def __init__(self, packed: dict[Path, PackedRun]):
+    def __init__(self, packed: dict[Path, PackedRun], files_read: set[Path]):
         self.packed = dict(packed)
-        self.files_read: set[Path] = set()
+        self.files_read = {file.resolve() for file in files_read}  # never read twice
+        self.problems: list[str] = []  # a packed file a branch pointed into that could not be read
 
     def __call__(self, stage1: Path) -> list | None:
         run = self.packed.get(stage1.resolve())
@@ -336,7 +337,8 @@ class StageOnes:
         self.files_read.add(pack[0].resolve())
         try:
             self.packed.update({r.path: r for r in read_pack(pack[0])})
-        except CompareError:
+        except CompareError as err:
+            self.problems.append(f"a branch's stage 1 was looked for in {pack[0]}, which was not read: {err}")
             return False
         return True
 
@@ -384,14 +386,16 @@ def kept_stage_one(checkpoint: Path) -> Path | None:
 def branch_prefix(
     checkpoint: Path, run_dir: Path, stage_one_rows: StageOneRows = rows_on_disk
 ) -> tuple[list[dict], str | None]:
-    """The stage-1 rows up to the branch step (checkpoint <stage1>/checkpoints/step_<N>), or a note why there are none.
-    The path as recorded is tried first (a relative one from the working directory), then its tails from the run
-    directory's ancestors, longest first: a sweep copied elsewhere (seedN/{stage1,fire} in another folder) or packed
-    (<file>/seedN/{stage1,fire}) still finds its stage 1 as seedN/stage1/checkpoints/step_<N>."""
+    """The stage-1 rows up to the branch step (checkpoint <stage1>/checkpoints/step_<N>, or a branch point a result
+    keeps: kept_stage_one), or a note why there are none. The path as recorded is tried first (a relative one from
+    the working directory), then its tails from the run directory's ancestors, longest first: a sweep copied
+    elsewhere (seedN/{stage1,fire} in another folder) or packed (<file>/seedN/{stage1,fire}) still finds its stage 1
+    as seedN/stage1/checkpoints/step_<N>, and runs copied beside a result (<result>/../new/seedN/dash) find it as
+    <result>/stage1/seedN/step_<N>."""
     step = int(checkpoint.name.split("_")[-1]) if checkpoint.name.startswith("step_") else None
     tails = [Path(*checkpoint.parts[i:]) for i in range(len(checkpoint.parts) - 2)]
     candidates = dict.fromkeys([checkpoint, *(a / tail for tail in tails for a in run_dir.parents)])  # once each
-    stage_ones = [c.parent.parent for c in candidates] + [kept for kept in [kept_stage_one(checkpoint)] if kept]
+    stage_ones = dict.fromkeys(kept_stage_one(c) or c.parent.parent for c in candidates)
     found = (stage_one_rows(s) for s in stage_ones) if step is not None else iter(())
     rows = next((r for r in found if r is not None), None)
     if rows is None:
@@ -406,7 +410,7 @@ def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[s
     """Discover and read every run under the roots (folders and packed runs files); unusable runs become notes, not
     errors."""
     sources, notes, packed = find_runs(roots)
-    stage_ones = StageOnes(packed)
+    stage_ones = StageOnes(packed, {pack[0] for pack in map(pack_of, roots) if pack is not None})
     runs = []
     for source in sources:
         try:
@@ -419,6 +423,7 @@ def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[s
             continue
         runs.append(run)
         notes.extend(problems)
+    notes.extend(stage_ones.problems)
     if not runs:
         raise CompareError("no usable runs: " + "; ".join(notes))
     return runs, notes
