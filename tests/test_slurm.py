@@ -203,10 +203,13 @@ def test_a_requeued_job_resumes_from_its_checkpoint_to_identical_rows(slurm, tmp
 
 
 def test_a_timed_out_job_checkpoints_is_requeued_and_finishes_identically(slurm, tmp_path, uninterrupted):
-    """A one-minute limit with the signal 45 s before it: submitit's SIGUSR2 arrives mid-run, fire_rl writes a
-    checkpoint, submitit requeues the job and the next attempt resumes."""
+    """A one-minute limit with the signal 15 s before it: submitit's SIGUSR2 arrives mid-run, fire_rl writes a
+    checkpoint, submitit requeues the job and the next attempt resumes (each attempt is signalled again while it
+    runs). Slurm sends the signal at the first of its 30-second checks from 30 s before the signal time, so 15 s puts
+    it 15-45 s into an attempt of this ~70 s run; 45 s put it anywhere in the first 30 s, and at 2 s, before
+    submitit's handler was in place, it ended the job (docs/slurm.md)."""
     sweep = tmp_path / "sweep"
-    slow = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=45"]
+    slow = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=15"]
     launcher = launch(*LONG, *slow, "seed=0", f"hydra.sweep.dir={sweep}")
     out = finish(launcher, timeout=900)
     assert launcher.returncode == 0, out[-3000:]
