@@ -52,8 +52,13 @@ PANELS = [
         ["none", "full"],
     ),
 ]
-COLOURS = {"none": "tab:blue", "full": "tab:red", "fire": "tab:orange", "shrink_perturb_all": "tab:green"}
-COLOURS["unprimed"] = "grey"
+COLOURS = {
+    "none": "tab:blue",
+    "full": "tab:red",
+    "fire": "tab:orange",
+    "shrink_perturb_all": "tab:green",
+    "unprimed": "grey",
+}
 LABELS = {"none": "none (continues)", "full": "full (theta0)", "unprimed": "never primed"}
 
 

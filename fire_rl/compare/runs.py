@@ -212,9 +212,10 @@ def packed_runs_under(runs: list[PackedRun], file: Path, inside: PurePosixPath) 
     return chosen
 
 
-def find_runs(roots: list[Path]) -> tuple[list[Path | PackedRun], list[str], dict[Path, PackedRun]]:
+def find_runs(roots: list[Path]) -> tuple[list[Path | PackedRun], list[str], StageOnes]:
     """Every run under the roots, folders and packed runs files (or folders inside one) alike, in path order, plus
-    skip notes and every run of each packed file read (a branch chosen from a folder finds its stage 1 there)."""
+    skip notes and where branches find their stage 1: every run of each packed file read (a branch chosen from a
+    folder finds its stage 1 there), with those files marked read."""
     packs = {root: pack_of(root) for root in roots}
     found, notes = walk_run_dirs([root for root, pack in packs.items() if pack is None])
     whole = {file: read_pack(file) for file, _ in filter(None, packs.values())}  # each file read once
@@ -224,7 +225,7 @@ def find_runs(roots: list[Path]) -> tuple[list[Path | PackedRun], list[str], dic
     runs = sorted([*found, *chosen], key=source_path)
     if not runs:
         raise CompareError(no_runs(roots))
-    return runs, notes, {run.path: run for file_runs in whole.values() for run in file_runs}
+    return runs, notes, StageOnes({run.path: run for file_runs in whole.values() for run in file_runs}, set(whole))
 
 
 def source_path(source: Path | PackedRun) -> Path:
@@ -319,28 +320,26 @@ class StageOnes:
     (the branch points a result keeps beside its packed runs: kept_stage_one)."""
 
     def __init__(self, packed: dict[Path, PackedRun], files_read: set[Path]):
-        self.packed = dict(packed)
+        self.packed = packed
         self.files_read = {file.resolve() for file in files_read}  # never read twice
         self.problems: list[str] = []  # a packed file a branch pointed into that could not be read
 
     def __call__(self, stage1: Path) -> list | None:
-        run = self.packed.get(stage1.resolve())
-        if run is None and self.read_pack_holding(stage1):
-            run = self.packed.get(stage1.resolve())
-        return run.rows if run is not None else rows_on_disk(stage1)
+        key = stage1.resolve()
+        if key not in self.packed:
+            self.read_pack_holding(stage1)
+        return self.packed[key].rows if key in self.packed else rows_on_disk(stage1)
 
-    def read_pack_holding(self, stage1: Path) -> bool:
-        """Read the packed file `stage1` lies inside, if any and not read yet; True when runs were added."""
+    def read_pack_holding(self, stage1: Path) -> None:
+        """Read the packed file `stage1` lies inside, if any and not read yet."""
         pack = pack_of(stage1)
         if pack is None or pack[1] == PurePosixPath(".") or pack[0].resolve() in self.files_read:
-            return False
+            return
         self.files_read.add(pack[0].resolve())
         try:
             self.packed.update({r.path: r for r in read_pack(pack[0])})
         except CompareError as err:
             self.problems.append(f"a branch's stage 1 was looked for in {pack[0]}, which was not read: {err}")
-            return False
-        return True
 
 
 def skip_stage_one(path: Path, config: dict) -> None:
@@ -409,8 +408,7 @@ def branch_prefix(
 def load_runs(roots: list[Path], group_by: str) -> tuple[list[RunRecord], list[str]]:
     """Discover and read every run under the roots (folders and packed runs files); unusable runs become notes, not
     errors."""
-    sources, notes, packed = find_runs(roots)
-    stage_ones = StageOnes(packed, {pack[0] for pack in map(pack_of, roots) if pack is not None})
+    sources, notes, stage_ones = find_runs(roots)
     runs = []
     for source in sources:
         try:
